@@ -1,0 +1,32 @@
+"""Adapter registry: adapters are found by name through the `trace_stream.adapters`
+entry point group, so the core never imports a concrete adapter and a third-party
+package adds one by declaring an entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+
+from ..errors import ConfigError
+from .base import Adapter, AdapterContext, AdapterFactory
+
+GROUP = "trace_stream.adapters"
+
+
+def available() -> dict[str, AdapterFactory]:
+    return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
+
+
+def build(names: Iterable[str], context_for: Callable[[str], AdapterContext]) -> dict[str, Adapter]:
+    """Instantiate the named adapters; an unknown name is a ConfigError listing the known ones."""
+    factories = available()
+    adapters: dict[str, Adapter] = {}
+    for name in names:
+        if name not in factories:
+            known = ", ".join(sorted(factories)) or "none"
+            raise ConfigError(
+                f"TRACE_ENABLED_ADAPTERS: unknown adapter {name!r} (available: {known})"
+            )
+        adapters[name] = factories[name](context_for(name))
+    return adapters

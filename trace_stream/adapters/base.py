@@ -1,0 +1,82 @@
+"""The adapter seam: one Protocol every tracker adapter satisfies, and its outcomes.
+
+An adapter turns one redacted Trace into one Outcome. It never raises for a failed
+post: every failure is classified as Retriable or Permanent with a `reason` from
+the fixed FailReason set (safe as a metric label) and a `detail` built from status
+codes and exception types only (never a URL with a token, never a secret).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol, runtime_checkable
+
+import httpx
+
+from ..records import Trace
+
+FailReason = Literal[
+    "timeout",
+    "connection",
+    "rate_limited",
+    "server_error",
+    "malformed_response",
+    "auth",
+    "rejected",
+    "storage",
+    "unexpected",
+]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    pass
+
+
+@dataclass(frozen=True)
+class Retriable:
+    reason: FailReason
+    detail: str
+    retry_after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Permanent:
+    reason: FailReason
+    detail: str
+
+
+Outcome = Delivered | Retriable | Permanent
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A tracker. `deliver` must honour its own timeout and must not raise."""
+
+    name: str
+
+    async def deliver(self, trace: Trace, idempotency_key: str) -> Outcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What the core hands an adapter factory: shared clients, never settings of its own."""
+
+    name: str
+    http: httpx.AsyncClient
+    clock: Callable[[], datetime]
+
+
+AdapterFactory = Callable[[AdapterContext], Adapter]
+
+_KEY_NAMESPACE = uuid.UUID("5f0c8a52-3c1e-4a8e-9a57-3a2f0b6f7c11")
+
+
+def idempotency_key(trade_id: str, adapter: str) -> str:
+    """Stable per (trade, adapter): the same on every retry, redrive and replay."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{adapter}\x00{trade_id}"))

@@ -1,0 +1,152 @@
+"""Composition: build the stages from settings and run them until stopped.
+
+Scheduler  (group <id>)                : trade.closed -> delay topic | dead letter
+Deliverer  (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
+one per enabled adapter, each on its own thread, posts on one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from . import adapters
+from .adapters.base import Adapter, AdapterContext
+from .aio import AsyncRunner
+from .alerts import Alerter
+from .deliverer import Deliverer
+from .kafka import Consumer, TransactionalProducer
+from .metrics import Metrics
+from .routing import RetryPolicy
+from .scheduler import Scheduler
+from .settings import Settings
+from .topics import Topics, layout
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def http_client() -> httpx.AsyncClient:
+    """The one client every HTTP adapter shares: bounded pool, explicit timeouts."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    metrics: Metrics
+    clock: Clock = utc_now
+    stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _errors: list[BaseException] = field(default_factory=list)
+
+    def start(self) -> None:
+        s = self.settings
+        topics = layout(s)
+        self.runner = AsyncRunner()
+        self.http = http_client()
+        built = adapters.build(
+            s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
+        )
+        alerter = Alerter(self.metrics, self.runner, self.http, s.alert_webhook_url)
+        self._spawn("scheduler", self._scheduler(topics).run)
+        for name, adapter in built.items():
+            deliverer = self._deliverer(topics, adapter, alerter)
+            run = functools.partial(
+                deliverer.run, shutdown_timeout=s.trace_shutdown_timeout_seconds
+            )
+            self._spawn(f"deliver-{name}", run)
+        self.adapters = built
+
+    def _scheduler(self, topics: Topics) -> Scheduler:
+        s = self.settings
+        consumer = Consumer(
+            {
+                **s.kafka_config(),
+                "group.id": s.trace_group_id,
+                "auto.offset.reset": s.trace_input_offset_reset,
+            }
+        )
+        producer = TransactionalProducer(
+            s.kafka_config(), f"{s.trace_group_id}.schedule.{s.trace_instance_id}"
+        )
+        return Scheduler(
+            consumer=consumer,
+            producer=producer,
+            topics=topics,
+            enabled_adapters=frozenset(s.enabled_adapters),
+            delay=s.delay,
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+
+    def _deliverer(self, topics: Topics, adapter: Adapter, alerter: Alerter) -> Deliverer:
+        s = self.settings
+        group = f"{s.trace_group_id}.deliver.{adapter.name}"
+        config = {**s.kafka_config(), "group.id": group, "auto.offset.reset": "earliest"}
+        return Deliverer(
+            adapter=adapter,
+            consumer_factory=lambda d: Consumer(
+                config, on_assign=d.on_assign, on_revoke=d.on_revoke
+            ),
+            producer=TransactionalProducer(s.kafka_config(), f"{group}.{s.trace_instance_id}"),
+            topics=topics,
+            policy=RetryPolicy(s.retry_tiers, topics.retries, s.trace_retry_max_attempts),
+            runner=self.runner,
+            alerter=alerter,
+            metrics=self.metrics,
+            clock=self.clock,
+            max_in_flight=s.trace_max_in_flight,
+        )
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        def guarded() -> None:
+            try:
+                target(self.stop)
+            except BaseException as exc:
+                log.exception("stage crashed", extra={"stage": name})
+                self._errors.append(exc)
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.stop.wait(timeout)
+
+    def close(self, timeout: float = 30) -> None:
+        """Stop every stage (they drain in-flight posts and commit), then release clients."""
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        for adapter in getattr(self, "adapters", {}).values():
+            self.runner.run(adapter.aclose(), timeout=5)
+        self.runner.run(self.http.aclose(), timeout=5)
+        self.runner.close()
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._errors[0] if self._errors else None
+
+
+def build(
+    settings: Settings, registry: CollectorRegistry | None = None, clock: Clock = utc_now
+) -> Service:
+    return Service(settings, Metrics(registry or CollectorRegistry()), clock)

@@ -1,0 +1,97 @@
+"""Avro in and out. Schemas are parsed once; every decoding failure becomes InvalidEvent.
+
+Records are plain Avro binary without a registry envelope: the schemas in
+`schemas/` are the contract between the platform and this service.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from pydantic import ValidationError
+
+from .errors import InvalidEvent
+from .records import DeadLetter, TraceDelivery
+
+SCHEMA_DIR_ENV = "TRACE_SCHEMA_DIR"
+
+
+def schema_dir() -> Path:
+    """`$TRACE_SCHEMA_DIR`, else the repository's `schemas/` beside the package."""
+    configured = os.environ.get(SCHEMA_DIR_ENV)
+    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "schemas"
+
+
+@cache
+def _schemas() -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    parsed = {}
+    # Order matters: dead_letter refers to types that trace_delivery defines.
+    for name in ("trade_closed", "trace_delivery", "dead_letter"):
+        raw = json.loads((schema_dir() / f"{name}.avsc").read_text())
+        parsed[name] = fastavro.parse_schema(raw, named_schemas=named)
+    return parsed
+
+
+def schema(name: str) -> Any:
+    return _schemas()[name]
+
+
+def encode(name: str, record: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema(name), record)
+    return buf.getvalue()
+
+
+def decode(name: str, data: bytes) -> dict[str, Any]:
+    """Decode one record; raise InvalidEvent('undecodable') on any malformed input.
+
+    The detail names only the exception type: fastavro messages can quote the
+    bytes they choked on, and those bytes may be personal data.
+    """
+    buf = io.BytesIO(data)
+    try:
+        record = fastavro.schemaless_reader(buf, schema(name), None)
+    except Exception as exc:  # fastavro raises many types for garbage input
+        raise InvalidEvent(
+            "undecodable", f"not a valid {name} Avro record ({type(exc).__name__})"
+        ) from None
+    if buf.tell() != len(data):
+        raise InvalidEvent(
+            "undecodable", f"{len(data) - buf.tell()} trailing bytes after a {name} record"
+        )
+    if not isinstance(record, dict):
+        raise InvalidEvent("undecodable", f"not a {name} record")
+    return record
+
+
+def encode_delivery(delivery: TraceDelivery) -> bytes:
+    return encode("trace_delivery", delivery.model_dump())
+
+
+def decode_delivery(data: bytes) -> TraceDelivery:
+    try:
+        return TraceDelivery.model_validate(decode("trace_delivery", data))
+    except ValidationError as exc:
+        raise InvalidEvent(
+            "undecodable", f"invalid trace_delivery ({exc.error_count()} errors)"
+        ) from None
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return encode("dead_letter", letter.model_dump())
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter:
+    try:
+        return DeadLetter.model_validate(decode("dead_letter", data))
+    except ValidationError as exc:
+        raise InvalidEvent(
+            "undecodable", f"invalid dead_letter ({exc.error_count()} errors)"
+        ) from None

@@ -1,0 +1,254 @@
+"""Delay and retry topics -> one adapter -> done | retry topic | dead-letter topic.
+
+One Deliverer per adapter, each with its own consumer group, so every adapter has
+its own committed position: one tracker failing or slow never holds back another.
+
+The loop, all on one thread (posts run on the AsyncRunner):
+  1. resume partitions whose held head became due;
+  2. collect finished posts and route their outcomes;
+  3. consume; a record not yet due pauses its partition and seeks back to it;
+     a due record starts a post;
+  4. commit the finished prefix: routed records and offsets in one transaction,
+     then run its effects (alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import codec
+from .adapters.base import Adapter, Delivered, Outcome, Retriable, idempotency_key
+from .aio import AsyncRunner
+from .alerts import Alerter
+from .delay import DelayGate
+from .errors import InvalidEvent
+from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
+from .metrics import Metrics
+from .offsets import OffsetTracker
+from .records import DeadLetter, Origin, TraceDelivery
+from .routing import Abandon, Retry, RetryPolicy, route
+from .scheduler import dead_letter_record, delivery_record
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Post:
+    tp: TP
+    offset: int
+    delivery: TraceDelivery
+    started: float
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        adapter: Adapter,
+        consumer_factory: Callable[[Deliverer], Consumer],
+        producer: TransactionalProducer,
+        topics: Topics,
+        policy: RetryPolicy,
+        runner: AsyncRunner,
+        alerter: Alerter,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        max_in_flight: int = 64,
+        post_timeout: float = 60,
+        flush_interval: float = 0.1,
+    ) -> None:
+        self.adapter = adapter
+        self._consumer = consumer_factory(self)
+        self._producer = producer
+        self._topics = topics
+        self._policy = policy
+        self._runner = runner
+        self._alerter = alerter
+        self._metrics = metrics
+        self._clock = clock
+        self._max_in_flight = max_in_flight
+        self._post_timeout = post_timeout
+        self._flush_interval = flush_interval
+        self._gate = DelayGate()
+        self._tracker = OffsetTracker()
+        self._posts: dict[concurrent.futures.Future[Outcome], _Post] = {}
+        self._last_flush = 0.0
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, shutdown_timeout: float = 20) -> None:
+        self._consumer.subscribe([self._topics.delay, *dict.fromkeys(self._topics.retries)])
+        try:
+            while not stop.is_set():
+                self.step()
+            self._drain(shutdown_timeout)
+        finally:
+            self._consumer.close()
+
+    def step(self) -> None:
+        now = self._clock()
+        released = self._gate.release_due(now)
+        if released:
+            self._consumer.resume(released)
+        self._collect()
+        room = self._max_in_flight - len(self._posts)
+        if room <= 0:
+            concurrent.futures.wait(self._posts, timeout=0.1, return_when="FIRST_COMPLETED")
+        else:
+            cap = 0.05 if self._posts else 0.5
+            for m in self._consumer.consume(room, self._gate.wait_seconds(now, cap)):
+                self._accept(m)
+        if time.monotonic() - self._last_flush >= self._flush_interval:
+            self._flush()
+
+    def _accept(self, m: Message) -> None:
+        if self._gate.is_held(m.tp):
+            return  # fetched past a held head; it is read again after the resume
+        targets = m.header("trace.adapters")
+        if targets is not None and self.adapter.name not in targets.decode().split(","):
+            self._tracker.skip(m.tp, m.offset)
+            return
+        source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
+        try:
+            delivery = codec.decode_delivery(m.value or b"")
+        except InvalidEvent as exc:
+            letter = DeadLetter(
+                reason=exc.reason,
+                detail=exc.detail,
+                adapter=self.adapter.name,
+                dead_at=self._clock(),
+                origin=source,
+            )
+            self._tracker.start(m.tp, m.offset)
+            self._tracker.finish(
+                m.tp, m.offset, [dead_letter_record(self._topics.dead_letter, letter, source)]
+            )
+            return
+        if self.adapter.name not in delivery.adapters:
+            self._tracker.skip(m.tp, m.offset)
+            return
+        if delivery.due_at > self._clock():
+            self._consumer.pause([m.tp])
+            self._consumer.seek(m.tp, m.offset)
+            self._gate.hold(m.tp, delivery.due_at)
+            return
+        self._tracker.start(m.tp, m.offset)
+        future = self._runner.submit(self._post(delivery))
+        self._posts[future] = _Post(m.tp, m.offset, delivery, time.monotonic())
+
+    async def _post(self, delivery: TraceDelivery) -> Outcome:
+        key = idempotency_key(delivery.trace.trade_id, self.adapter.name)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._post_timeout):
+                return await self.adapter.deliver(delivery.trace, key)
+        except TimeoutError:
+            return Retriable("timeout", f"no outcome within {self._post_timeout}s")
+        except Exception as exc:  # an adapter bug must not kill the loop
+            log.exception("adapter raised", extra={"adapter": self.adapter.name})
+            return Retriable("unexpected", type(exc).__name__)
+        finally:
+            self._metrics.post_duration.labels(self.adapter.name).observe(
+                time.perf_counter() - started
+            )
+
+    def _collect(self) -> None:
+        for future in [f for f in self._posts if f.done()]:
+            post = self._posts.pop(future)
+            self._settle(post, future.result())
+
+    def _settle(self, post: _Post, outcome: Outcome) -> None:
+        name, trace = self.adapter.name, post.delivery.trace
+        now = self._clock()
+        ctx = {
+            "trade_id": trace.trade_id,
+            "adapter": name,
+            "attempt": post.delivery.attempt + 1,
+            "topic": post.tp[0],
+            "partition": post.tp[1],
+            "offset": post.offset,
+        }
+        if isinstance(outcome, Delivered):
+            self._metrics.pushed.labels(name).inc()
+            log.info("trace posted", extra={**ctx, "due_at": post.delivery.due_at.isoformat()})
+        else:
+            self._metrics.failed.labels(name, outcome.reason).inc()
+            log.warning(
+                "post failed", extra={**ctx, "reason": outcome.reason, "detail": outcome.detail}
+            )
+        r = route(post.delivery, name, outcome, policy=self._policy, now=now)
+        if isinstance(r, Retry):
+            log.info(
+                "retry scheduled",
+                extra={**ctx, "retry_topic": r.topic, "due_at": r.delivery.due_at.isoformat()},
+            )
+            self._tracker.finish(post.tp, post.offset, [delivery_record(r.topic, r.delivery)])
+        elif isinstance(r, Abandon):
+            source = Origin(topic=post.tp[0], partition=post.tp[1], offset=post.offset)
+            letter = r.letter
+            self._tracker.finish(
+                post.tp,
+                post.offset,
+                [dead_letter_record(self._topics.dead_letter, letter, source)],
+                [lambda: self._dead_lettered(letter)],
+            )
+        else:
+            self._tracker.finish(post.tp, post.offset)
+
+    def _dead_lettered(self, letter: DeadLetter) -> None:
+        self._metrics.dead_lettered.labels(self.adapter.name, letter.reason).inc()
+        self._alerter.abandoned(letter)
+
+    def _flush(self, tps: list[TP] | None = None) -> None:
+        self._last_flush = time.monotonic()
+        batch = self._tracker.take(tps)
+        if not batch:
+            return
+        try:
+            self._producer.commit(batch.records, batch.offsets, self._consumer.group_metadata())
+        except TransactionAborted:
+            log.warning("transaction aborted, rewinding", extra={"adapter": self.adapter.name})
+            self._rewind()
+            return
+        for effect in batch.effects:
+            effect()
+
+    def _rewind(self) -> None:
+        """After an abort: forget everything uncommitted and read it again."""
+        self._posts.clear()
+        self._tracker.forget()
+        self._consumer.resume(list(self._gate.held()))
+        self._gate.forget(list(self._gate.held()))
+        self._consumer.rewind()
+
+    def _drain(self, timeout: float, tps: list[TP] | None = None) -> None:
+        """Wait (bounded) for in-flight posts, then commit what finished."""
+        pending = [f for f, p in self._posts.items() if tps is None or p.tp in tps]
+        concurrent.futures.wait(pending, timeout=timeout)
+        self._collect()
+        self._flush(tps)
+
+    # -- rebalance callbacks (run inside consume) -----------------------------------
+
+    def on_assign(self, tps: list[TP]) -> None:
+        log.info(
+            "partitions assigned", extra={"adapter": self.adapter.name, "partitions": len(tps)}
+        )
+
+    def on_revoke(self, tps: list[TP]) -> None:
+        """Finish and commit the revoked partitions' work, then forget their state, so a
+        rebalance alone never posts a record twice."""
+        self._drain(timeout=10, tps=tps)
+        self._tracker.forget(tps)
+        self._gate.forget(tps)
+        for future, post in list(self._posts.items()):
+            if post.tp in tps:
+                del self._posts[future]

@@ -1,0 +1,32 @@
+"""Every exception the service raises derives from TraceStreamError."""
+
+
+class TraceStreamError(Exception):
+    """Base class of trace-stream's own errors."""
+
+
+class ConfigError(TraceStreamError):
+    """The configuration is invalid; the message names the variable to fix."""
+
+
+class InvalidEvent(TraceStreamError):
+    """An input event cannot be processed; it is dead-lettered, never retried.
+
+    `reason` is one of a small fixed set (safe as a metric label); `detail` is built
+    from field names and rules only, never from field values, so it cannot leak
+    personal data into the dead-letter topic or the logs.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class KafkaError(TraceStreamError):
+    """A Kafka operation failed; `code` is librdkafka's error code name."""
+
+    def __init__(self, message: str, code: str = "", *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retriable = retriable

@@ -1,0 +1,265 @@
+"""The only module that imports confluent_kafka: a thin consumer, a transactional
+producer and topic administration, in the service's own types.
+
+Clients are built lazily by their owners; constructing a config makes no network call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import confluent_kafka
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
+
+from .errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+Headers = list[tuple[str, bytes]]
+_KafkaHeaders = list[tuple[str, str | bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    @property
+    def tp(self) -> TP:
+        return (self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = field(default_factory=list)
+
+
+class TransactionAborted(KafkaError):
+    """The transaction was aborted; the caller must rewind to the committed offsets."""
+
+
+def _wrap(exc: KafkaException, what: str) -> KafkaError:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, confluent_kafka.KafkaError):
+        return KafkaError(f"{what}: {err.str()}", err.name(), retriable=err.retriable())
+    return KafkaError(f"{what}: {exc}")
+
+
+class Consumer:
+    """A consumer with manual commits only (offsets go through producer transactions)."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        on_assign: Callable[[list[TP]], None] | None = None,
+        on_revoke: Callable[[list[TP]], None] | None = None,
+    ) -> None:
+        self._config = {
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+            **config,
+        }
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._c = confluent_kafka.Consumer(self._config)
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        def assigned(_: Any, parts: list[TopicPartition]) -> None:
+            if self._on_assign:
+                self._on_assign([(p.topic, p.partition) for p in parts])
+
+        def revoked(_: Any, parts: list[TopicPartition]) -> None:
+            if self._on_revoke:
+                self._on_revoke([(p.topic, p.partition) for p in parts])
+
+        self._c.subscribe(list(topics), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to max_messages; partition errors are logged, fatal ones raised."""
+        out = []
+        for m in self._c.consume(max_messages, timeout):
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaError(f"consumer: {err.str()}", err.name())
+                if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra={"kafka_error": err.name()})
+                continue
+            raw = m.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs]
+            out.append(
+                Message(
+                    str(m.topic()), m.partition() or 0, m.offset() or 0, m.key(), m.value(), headers
+                )
+            )
+        return out
+
+    def pause(self, tps: Iterable[TP]) -> None:
+        self._c.pause([TopicPartition(t, p) for t, p in tps])
+
+    def resume(self, tps: Iterable[TP]) -> None:
+        self._c.resume([TopicPartition(t, p) for t, p in tps])
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self._c.seek(TopicPartition(tp[0], tp[1], offset))
+
+    def assignment(self) -> list[TP]:
+        return [(p.topic, p.partition) for p in self._c.assignment()]
+
+    def group_metadata(self) -> Any:
+        return self._c.consumer_group_metadata()
+
+    def rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (after an abort)."""
+        parts = self._c.committed(self._c.assignment(), timeout=10)
+        reset = (
+            confluent_kafka.OFFSET_BEGINNING
+            if self._config.get("auto.offset.reset", "earliest") == "earliest"
+            else confluent_kafka.OFFSET_END
+        )
+        for p in parts:
+            self._c.seek(TopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else reset))
+
+    def close(self) -> None:
+        self._c.close()
+
+
+class TransactionalProducer:
+    """Produces records and the consumer's offsets in one transaction."""
+
+    def __init__(self, config: Mapping[str, Any], transactional_id: str) -> None:
+        self._p = confluent_kafka.Producer(
+            {**config, "transactional.id": transactional_id, "linger.ms": 5}
+        )
+        self._p.init_transactions(30)
+
+    def commit(
+        self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
+    ) -> None:
+        """Atomically produce `records` and commit `offsets` (next offset to read).
+
+        Raises TransactionAborted when the transaction had to be aborted: nothing of it
+        is visible, and the caller must rewind. Other KafkaErrors are fatal.
+        """
+        try:
+            self._p.begin_transaction()
+            for r in records:
+                self._produce(r)
+            if offsets:
+                parts = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                self._p.send_offsets_to_transaction(parts, group_metadata, 30)
+            self._commit()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, confluent_kafka.KafkaError) and err.txn_requires_abort():
+                self._p.abort_transaction(30)
+                raise TransactionAborted(f"transaction aborted: {err.str()}", err.name()) from None
+            raise _wrap(exc, "transaction") from None
+
+    def _produce(self, r: OutRecord) -> None:
+        while True:
+            try:
+                self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+                return
+            except BufferError:
+                self._p.poll(0.1)
+
+    def _commit(self) -> None:
+        for _ in range(10):
+            try:
+                self._p.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not (isinstance(err, confluent_kafka.KafkaError) and err.retriable()):
+                    raise
+                log.warning("retrying transaction commit", extra={"kafka_error": err.name()})
+        raise KafkaError("transaction commit kept failing with retriable errors")
+
+
+class Producer:
+    """A plain idempotent producer, for tools, demos and tests (not the data path)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._p = confluent_kafka.Producer({**config, "enable.idempotence": True})
+
+    def produce(self, r: OutRecord) -> None:
+        self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+        self._p.poll(0)
+
+    def flush(self, timeout: float = 30) -> None:
+        if self._p.flush(timeout):
+            raise KafkaError("producer: messages still queued after flush")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
+
+
+class Admin:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._a = AdminClient(dict(config))
+
+    def existing(self, timeout: float = 10) -> dict[str, int]:
+        """Topic name -> partition count."""
+        try:
+            md = self._a.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise _wrap(exc, "list topics") from None
+        return {name: len(t.partitions) for name, t in md.topics.items()}
+
+    def create(self, specs: Sequence[TopicSpec], timeout: float = 30) -> list[str]:
+        """Create the topics that do not exist yet; return the names created."""
+        have = self.existing()
+        todo = [s for s in specs if s.name not in have]
+        if not todo:
+            return []
+        futures = self._a.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
+                for s in todo
+            ],
+            operation_timeout=timeout,
+        )
+        created = []
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                created.append(name)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise _wrap(exc, f"create topic {name}") from None
+        return created
+
+    def describe(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Topic -> its non-default configuration."""
+        res = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        out = {}
+        for r, fut in self._a.describe_configs(res).items():
+            entries = fut.result()
+            out[r.name] = {k: e.value for k, e in entries.items() if not e.is_default}
+        return out

@@ -1,0 +1,56 @@
+"""Every Prometheus metric, created against an injectable registry.
+
+Labels are drawn from small fixed sets (adapter names, FailReason, dead-letter
+reasons); never a trade id, user data or a URL.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.pushed = Counter(
+            "trust_traces_pushed",
+            "Traces a tracker accepted.",
+            ["adapter"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "trust_trace_fail",
+            "Failed delivery attempts, by reason.",
+            ["adapter", "reason"],
+            registry=registry,
+        )
+        self.post_duration = Histogram(
+            "trust_trace_post_duration_seconds",
+            "Time one delivery attempt took, success or not.",
+            ["adapter"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.events = Counter(
+            "trust_trace_events",
+            "trade.closed events read, by what became of them.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "trust_trace_dead_lettered",
+            "Records written to the dead-letter topic.",
+            ["adapter", "reason"],
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "trust_trace_alerts",
+            "Alerts raised for abandoned deliveries.",
+            ["adapter", "reason"],
+            registry=registry,
+        )
+        self.alert_failures = Counter(
+            "trust_trace_alert_post_failures",
+            "Alert webhook posts that failed.",
+            registry=registry,
+        )

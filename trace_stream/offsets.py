@@ -1,0 +1,90 @@
+"""In-flight bookkeeping: commit only the contiguous prefix of finished work.
+
+Each consumed offset is started, then finished with the records it routes and the
+effects to run once they are committed. `take` hands back, per partition, the
+finished prefix: its records, the next offset to commit and its effects. A finished
+offset behind an unfinished one waits, so a crash never skips unfinished work.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .kafka import TP, OutRecord
+
+Effect = Callable[[], None]
+
+
+@dataclass
+class _Slot:
+    done: bool = False
+    records: list[OutRecord] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    records: list[OutRecord] = field(default_factory=list)
+    offsets: dict[TP, int] = field(default_factory=dict)
+    effects: list[Effect] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.offsets)
+
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self._parts: dict[TP, OrderedDict[int, _Slot]] = {}
+
+    def start(self, tp: TP, offset: int) -> None:
+        self._parts.setdefault(tp, OrderedDict())[offset] = _Slot()
+
+    def finish(
+        self,
+        tp: TP,
+        offset: int,
+        records: Iterable[OutRecord] = (),
+        effects: Iterable[Effect] = (),
+    ) -> None:
+        slots = self._parts.get(tp)
+        slot = slots.get(offset) if slots is not None else None
+        if slot is None:
+            return  # the partition was revoked or rewound meanwhile
+        slot.done = True
+        slot.records.extend(records)
+        slot.effects.extend(effects)
+
+    def skip(self, tp: TP, offset: int) -> None:
+        """An offset that needs no work (a record for another adapter)."""
+        self.start(tp, offset)
+        self.finish(tp, offset)
+
+    def take(self, tps: Iterable[TP] | None = None) -> Batch:
+        batch = Batch()
+        for tp in list(self._parts if tps is None else tps):
+            slots = self._parts.get(tp)
+            while slots:
+                offset, slot = next(iter(slots.items()))
+                if not slot.done:
+                    break
+                slots.popitem(last=False)
+                batch.records.extend(slot.records)
+                batch.effects.extend(slot.effects)
+                batch.offsets[tp] = offset + 1
+        return batch
+
+    def unfinished(self, tps: Iterable[TP] | None = None) -> int:
+        wanted = self._parts.keys() if tps is None else set(tps)
+        return sum(
+            1
+            for tp, slots in self._parts.items()
+            if tp in wanted
+            for s in slots.values()
+            if not s.done
+        )
+
+    def forget(self, tps: Iterable[TP] | None = None) -> None:
+        for tp in list(self._parts if tps is None else tps):
+            self._parts.pop(tp, None)

@@ -1,0 +1,94 @@
+"""Pure: (delivery, adapter, outcome) -> where the delivery goes next.
+
+    Delivered                          -> Done
+    Retriable, retries left            -> Retry on the tier topic for this attempt
+    Retriable, no retries left         -> Abandon (dead letter, reason retries_exhausted)
+    Permanent                          -> Abandon (dead letter, reason permanent_failure)
+
+The first post is attempt 1; retry N (1-based) waits on tier N, and retries past
+the last tier reuse it. A Retry-After moves the delivery to the first tier at least
+that long, capped at the last tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .adapters.base import Delivered, Outcome, Permanent
+from .records import AttemptError, DeadLetter, TraceDelivery
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    tiers: tuple[timedelta, ...]
+    topics: tuple[str, ...]
+    max_retries: int
+
+    def tier(self, retry_number: int, retry_after: timedelta | None) -> int:
+        """Index of the tier for the given 1-based retry number."""
+        index = min(retry_number, len(self.tiers)) - 1
+        if retry_after is not None:
+            wanted = next(
+                (i for i, t in enumerate(self.tiers) if t >= retry_after), len(self.tiers) - 1
+            )
+            index = max(index, wanted)
+        return index
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    topic: str
+    delivery: TraceDelivery
+
+
+@dataclass(frozen=True)
+class Abandon:
+    letter: DeadLetter
+
+
+Route = Done | Retry | Abandon
+
+
+def route(
+    delivery: TraceDelivery,
+    adapter: str,
+    outcome: Outcome,
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+) -> Route:
+    if isinstance(outcome, Delivered):
+        return Done()
+    attempts = delivery.attempt + 1
+    after = delivery.model_copy(
+        update={
+            "adapters": (adapter,),
+            "attempt": attempts,
+            "first_attempt_at": delivery.first_attempt_at or now,
+            "errors": (
+                *delivery.errors,
+                AttemptError(at=now, adapter=adapter, reason=outcome.reason, detail=outcome.detail),
+            ),
+        }
+    )
+    retries_done = attempts - 1
+    if isinstance(outcome, Permanent) or retries_done >= policy.max_retries:
+        reason = "permanent_failure" if isinstance(outcome, Permanent) else "retries_exhausted"
+        return Abandon(
+            DeadLetter(
+                reason=reason,
+                detail=f"{outcome.reason}: {outcome.detail} after {attempts} attempt(s)",
+                adapter=adapter,
+                dead_at=now,
+                origin=delivery.origin,
+                delivery=after,
+            )
+        )
+    tier = policy.tier(retries_done + 1, outcome.retry_after)
+    return Retry(policy.topics[tier], after.model_copy(update={"due_at": now + policy.tiers[tier]}))

@@ -1,0 +1,139 @@
+"""trade.closed -> delay topic: the first stage.
+
+Each batch of events is planned (decode, opt-in, validate, redact), and the
+scheduled deliveries, the dead letters and the consumer offsets are written in one
+Kafka transaction: a crash at any point neither loses nor duplicates a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from . import codec
+from .ingest import Reject, Schedule, Skip, plan
+from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
+from .metrics import Metrics
+from .records import DeadLetter, Origin, TraceDelivery
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event"})
+
+
+def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
+    return OutRecord(
+        topic,
+        codec.encode_delivery(delivery),
+        key=delivery.trace.trade_id.encode(),
+        headers=[
+            ("trace.adapters", ",".join(delivery.adapters).encode()),
+            ("trace.attempt", str(delivery.attempt).encode()),
+        ],
+    )
+
+
+def dead_letter_record(topic: str, letter: DeadLetter, source: Origin) -> OutRecord:
+    """The dead letter with its reason, the trade.closed origin and the source record's
+    coordinates in headers, so it can be found without decoding."""
+    headers = [
+        ("trace.reason", letter.reason.encode()),
+        ("trace.origin.topic", letter.origin.topic.encode()),
+        ("trace.origin.partition", str(letter.origin.partition).encode()),
+        ("trace.origin.offset", str(letter.origin.offset).encode()),
+        ("trace.source.topic", source.topic.encode()),
+        ("trace.source.partition", str(source.partition).encode()),
+        ("trace.source.offset", str(source.offset).encode()),
+    ]
+    if letter.adapter:
+        headers.append(("trace.adapter", letter.adapter.encode()))
+    key = letter.delivery.trace.trade_id.encode() if letter.delivery else None
+    return OutRecord(topic, codec.encode_dead_letter(letter), key=key, headers=headers)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        producer: TransactionalProducer,
+        topics: Topics,
+        enabled_adapters: frozenset[str],
+        delay: timedelta,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+        batch_size: int = 500,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._topics = topics
+        self._enabled = enabled_adapters
+        self._delay = delay
+        self._clock = clock
+        self._metrics = metrics
+        self._batch_size = batch_size
+
+    def run(self, stop: threading.Event) -> None:
+        self._consumer.subscribe([self._topics.input])
+        try:
+            while not stop.is_set():
+                self.step(timeout=0.5)
+        finally:
+            self._consumer.close()
+
+    def step(self, timeout: float) -> int:
+        """Consume and route one batch; return how many messages it held."""
+        messages = self._consumer.consume(self._batch_size, timeout)
+        if not messages:
+            return 0
+        records: list[OutRecord] = []
+        offsets: dict[tuple[str, int], int] = {}
+        counts: dict[str, int] = {}
+        for m in messages:
+            outcome, out = self._plan(m)
+            records.extend(out)
+            offsets[m.tp] = m.offset + 1
+            counts[outcome] = counts.get(outcome, 0) + 1
+        try:
+            self._producer.commit(records, offsets, self._consumer.group_metadata())
+        except TransactionAborted:
+            log.warning("transaction aborted, rewinding", extra={"messages": len(messages)})
+            self._consumer.rewind()
+            return len(messages)
+        for outcome, n in counts.items():
+            self._metrics.events.labels(outcome).inc(n)
+            if outcome in DEAD_LETTER_OUTCOMES:
+                self._metrics.dead_lettered.labels("none", outcome).inc(n)
+        return len(messages)
+
+    def _plan(self, m: Message) -> tuple[str, list[OutRecord]]:
+        origin = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
+        coords = {"topic": m.topic, "partition": m.partition, "offset": m.offset}
+        p = plan(
+            m.value, origin, enabled_adapters=self._enabled, delay=self._delay, now=self._clock()
+        )
+        if isinstance(p, Schedule):
+            d = p.delivery
+            log.info(
+                "trade scheduled",
+                extra={
+                    "trade_id": d.trace.trade_id,
+                    "adapters": ",".join(d.adapters),
+                    "due_at": d.due_at.isoformat(),
+                    **coords,
+                },
+            )
+            return "scheduled", [delivery_record(self._topics.delay, d)]
+        if isinstance(p, Skip):
+            log.info("trade skipped", extra={"reason": p.reason, **coords})
+            return f"skipped_{p.reason}", []
+        assert isinstance(p, Reject)
+        letter = p.letter
+        log.warning(
+            "event dead-lettered",
+            extra={"reason": letter.reason, "detail": letter.detail, **coords},
+        )
+        return letter.reason, [dead_letter_record(self._topics.dead_letter, letter, origin)]

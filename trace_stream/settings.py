@@ -1,0 +1,143 @@
+"""One pydantic-settings model, read from the environment. Renders the librdkafka config.
+
+Nothing else builds a librdkafka dict by hand. Invalid settings fail at start with
+a ConfigError that names the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+DEFAULT_RETRY_SCHEDULE = "5s,30s,5m,30m,1h"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'5s', '30m', '1h30m', '250ms' -> timedelta."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration like 5s, 30m, 1h or 250ms")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+def format_duration(delay: timedelta) -> str:
+    """Compact, topic-name-safe form: 5s, 30m, 1h, 1m30s, 250ms."""
+    ms = round(delay.total_seconds() * 1000)
+    out = ""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    return out or "0ms"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_extra_config: dict[str, str] = Field(
+        default_factory=dict, description="librdkafka passthrough, as a JSON object"
+    )
+
+    trace_group_id: str = "trace-stream"
+    trace_instance_id: str = Field(
+        default_factory=socket.gethostname,
+        description="stable per replica; names the transactional producers",
+    )
+    trace_input_topic: str = "trade.closed"
+    trace_input_offset_reset: Literal["earliest", "latest"] = "earliest"
+    trace_topic_prefix: str = "trace"
+    trace_topic_partitions: int = Field(default=6, ge=1)
+    trace_topic_replication_factor: int = Field(default=-1, description="-1: broker default")
+    trace_topic_retention_days: float = Field(default=7, gt=0)
+
+    trace_delay_minutes: float = Field(default=5, ge=0)
+    trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")
+    trace_retry_backoff_base: float = Field(default=5, gt=0)
+    trace_retry_schedule: str | None = None
+    trace_enabled_adapters: str = "webhook"
+
+    trace_max_in_flight: int = Field(default=64, ge=1)
+    trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
+    alert_webhook_url: str | None = None
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+
+    @field_validator("trace_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            [parse_duration(part) for part in value.split(",")]
+        return value
+
+    @field_validator("trace_enabled_adapters")
+    @classmethod
+    def _check_adapters(cls, value: str) -> str:
+        if not [a for a in value.split(",") if a.strip()]:
+            raise ValueError("name at least one adapter")
+        return value
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=self.trace_delay_minutes)
+
+    @property
+    def enabled_adapters(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(a.strip() for a in self.trace_enabled_adapters.split(",") if a.strip())
+        )
+
+    @property
+    def retry_tiers(self) -> tuple[timedelta, ...]:
+        """TRACE_RETRY_SCHEDULE as given, else the default scaled by BACKOFF_BASE / 5."""
+        if self.trace_retry_schedule:
+            return tuple(parse_duration(p) for p in self.trace_retry_schedule.split(","))
+        scale = self.trace_retry_backoff_base / 5
+        return tuple(parse_duration(p) * scale for p in DEFAULT_RETRY_SCHEDULE.split(","))
+
+    def kafka_config(self) -> dict[str, Any]:
+        """The librdkafka settings shared by every client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+            "client.id": f"trace-stream-{self.trace_instance_id}",
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        config.update(self.kafka_extra_config)
+        return config
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(model: type[S], **overrides: Any) -> S:
+    """Build a settings model, turning validation errors into one ConfigError per variable."""
+    try:
+        return model(**overrides)
+    except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix", ""))
+        lines = [
+            f"{(prefix + '.'.join(str(p) for p in err['loc'])).upper()}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None

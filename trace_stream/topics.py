@@ -1,0 +1,50 @@
+"""The topic layout: names derived from settings, and the specs `topics ensure` creates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .kafka import TopicSpec
+from .settings import Settings, format_duration
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    delay: str
+    retries: tuple[str, ...]
+    """One topic per retry tier, named after its delay: `trace.retry.5s`, `trace.retry.1h`."""
+    dead_letter: str
+
+    @property
+    def internal(self) -> tuple[str, ...]:
+        return (self.delay, *dict.fromkeys(self.retries), self.dead_letter)
+
+
+def retry_topic(prefix: str, delay: timedelta) -> str:
+    return f"{prefix}.retry.{format_duration(delay)}"
+
+
+def layout(settings: Settings) -> Topics:
+    prefix = settings.trace_topic_prefix
+    return Topics(
+        input=settings.trace_input_topic,
+        delay=f"{prefix}.delay",
+        retries=tuple(retry_topic(prefix, t) for t in settings.retry_tiers),
+        dead_letter=f"{prefix}.dlq",
+    )
+
+
+def specs(settings: Settings) -> list[TopicSpec]:
+    """The internal topics, with the configured partitions and retention (7 days by default)."""
+    retention_ms = round(settings.trace_topic_retention_days * 86_400_000)
+    return [
+        TopicSpec(
+            name,
+            settings.trace_topic_partitions,
+            settings.trace_topic_replication_factor,
+            {"retention.ms": str(retention_ms), "cleanup.policy": "delete"},
+        )
+        for name in layout(settings).internal
+    ]
