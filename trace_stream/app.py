@@ -76,13 +76,7 @@ class Service:
 
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
-        consumer = Consumer(
-            {
-                **s.kafka_config(),
-                "group.id": s.trace_group_id,
-                "auto.offset.reset": s.trace_input_offset_reset,
-            }
-        )
+        consumer = Consumer(s.consumer_config(s.trace_group_id, s.trace_input_offset_reset))
         producer = TransactionalProducer(
             s.kafka_config(), f"{s.trace_group_id}.schedule.{s.trace_instance_id}"
         )
@@ -99,7 +93,8 @@ class Service:
     def _deliverer(self, topics: Topics, adapter: Adapter, alerter: Alerter) -> Deliverer:
         s = self.settings
         group = f"{s.trace_group_id}.deliver.{adapter.name}"
-        config = {**s.kafka_config(), "group.id": group, "auto.offset.reset": "earliest"}
+        # Internal topics always start at the beginning: nothing scheduled may be skipped.
+        config = s.consumer_config(group, "earliest")
         return Deliverer(
             adapter=adapter,
             consumer_factory=lambda d: Consumer(

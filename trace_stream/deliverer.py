@@ -97,6 +97,7 @@ class Deliverer:
         now = self._clock()
         released = self._gate.release_due(now)
         if released:
+            log.debug("partitions released", extra={"partitions": released})
             self._consumer.resume(released)
         self._collect()
         room = self._max_in_flight - len(self._posts)
@@ -139,6 +140,8 @@ class Deliverer:
             self._consumer.pause([m.tp])
             self._consumer.seek(m.tp, m.offset)
             self._gate.hold(m.tp, delivery.due_at)
+            log.debug("partition held", extra={"topic": m.topic, "partition": m.partition,
+                                                "offset": m.offset, "due_at": delivery.due_at.isoformat()})
             return
         self._tracker.start(m.tp, m.offset)
         future = self._runner.submit(self._post(delivery))

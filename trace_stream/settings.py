@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="librdkafka passthrough, as a JSON object"
     )
 
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="how soon a dead replica's partitions move"
+    )
+
     trace_group_id: str = "trace-stream"
     trace_instance_id: str = Field(
         default_factory=socket.gethostname,
@@ -109,6 +113,15 @@ class Settings(BaseSettings):
             return tuple(parse_duration(p) for p in self.trace_retry_schedule.split(","))
         scale = self.trace_retry_backoff_base / 5
         return tuple(parse_duration(p) * scale for p in DEFAULT_RETRY_SCHEDULE.split(","))
+
+    def consumer_config(self, group_id: str, offset_reset: str) -> dict[str, Any]:
+        return {
+            **self.kafka_config(),
+            "group.id": group_id,
+            "auto.offset.reset": offset_reset,
+            "session.timeout.ms": self.kafka_session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.kafka_session_timeout_ms // 4),
+        }
 
     def kafka_config(self) -> dict[str, Any]:
         """The librdkafka settings shared by every client."""

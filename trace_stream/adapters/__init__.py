@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
-from .base import Adapter, AdapterContext, AdapterFactory
+from .base import Adapter, AdapterContext, AdapterFactory, BatchAdapter
 
 GROUP = "trace_stream.adapters"
 
@@ -18,10 +18,10 @@ def available() -> dict[str, AdapterFactory]:
     return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
 
 
-def build(names: Iterable[str], context_for: Callable[[str], AdapterContext]) -> dict[str, Adapter]:
+def build(names: Iterable[str], context_for: Callable[[str], AdapterContext]) -> dict[str, Adapter | BatchAdapter]:
     """Instantiate the named adapters; an unknown name is a ConfigError listing the known ones."""
     factories = available()
-    adapters: dict[str, Adapter] = {}
+    adapters: dict[str, Adapter | BatchAdapter] = {}
     for name in names:
         if name not in factories:
             known = ", ".join(sorted(factories)) or "none"

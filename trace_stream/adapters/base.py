@@ -64,6 +64,39 @@ class Adapter(Protocol):
 
 
 @dataclass(frozen=True)
+class TraceBatch:
+    """Consecutive traces from one partition of one topic, in offset order.
+
+    `topic`, `partition` and `first_offset` are the same whenever the batch is formed
+    again after a crash, so a sink can name its output after them and overwrite
+    instead of duplicating.
+    """
+
+    topic: str
+    partition: int
+    first_offset: int
+    traces: tuple[Trace, ...]
+
+
+@runtime_checkable
+class BatchAdapter(Protocol):
+    """A sink that takes traces in batches (file export). One outcome for the batch.
+
+    The core gathers up to `batch_size` due traces of one partition, or what it has
+    once the oldest waited `batch_max_age`, and starts the partition's next batch only
+    after this one is committed.
+    """
+
+    name: str
+    batch_size: int
+    batch_max_age: timedelta
+
+    async def deliver_batch(self, batch: TraceBatch) -> Outcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
 class AdapterContext:
     """What the core hands an adapter factory: shared clients, never settings of its own."""
 
@@ -72,7 +105,7 @@ class AdapterContext:
     clock: Callable[[], datetime]
 
 
-AdapterFactory = Callable[[AdapterContext], Adapter]
+AdapterFactory = Callable[[AdapterContext], "Adapter | BatchAdapter"]
 
 _KEY_NAMESPACE = uuid.UUID("5f0c8a52-3c1e-4a8e-9a57-3a2f0b6f7c11")
 

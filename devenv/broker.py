@@ -1,0 +1,152 @@
+"""A real single-node Apache Kafka broker in KRaft mode, from Maven Central jars.
+
+`fetch()` asks Maven for the broker's runtime classpath (devenv/kafka/pom.xml) and
+copies it into a cache directory outside the repository; `LocalKafka` formats a
+fresh log directory in a temp dir and runs the broker with the machine's Java on
+free loopback ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from confluent_kafka.admin import AdminClient
+
+KAFKA_VERSION = "4.1.1"
+POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+CACHE = Path(os.environ.get("TRACE_STREAM_CACHE", Path.home() / ".cache" / "trace-stream"))
+
+
+def libs_dir(version: str = KAFKA_VERSION) -> Path:
+    return CACHE / f"kafka-{version}" / "libs"
+
+
+def fetch(version: str = KAFKA_VERSION) -> Path:
+    """Download the broker's jars once; later calls return the cached directory."""
+    libs = libs_dir(version)
+    done = libs / ".complete"
+    if done.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise RuntimeError("Maven (mvn) is needed to fetch the Kafka broker jars")
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), f"-Dkafka.version={version}",
+        "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"mvn could not fetch Kafka {version}:\n{result.stdout}{result.stderr}")
+    done.touch()
+    return libs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalKafka:
+    """Start with `start()`, stop with `stop()`; `bootstrap` is host:port."""
+
+    def __init__(self, version: str = KAFKA_VERSION, heap: str = "768m") -> None:
+        self.version = version
+        self.heap = heap
+        self.workdir = Path(tempfile.mkdtemp(prefix="trace-stream-kafka-"))
+        self.port = _free_port()
+        self.controller_port = _free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = self.workdir / "broker.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
+
+    def _properties(self) -> str:
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={self.workdir / 'data'}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "",
+            ]
+        )
+
+    def _java(self, *args: str) -> list[str]:
+        classpath = str(fetch(self.version) / "*")
+        return ["java", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-cp", classpath, *args]
+
+    def start(self, timeout: float = 90) -> str:
+        config = self.workdir / "server.properties"
+        config.write_text(self._properties())
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+        subprocess.run(fmt, check=True, capture_output=True)
+        self._log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(
+            self._java("kafka.Kafka", str(config)), stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._wait_ready(timeout)
+        return self.bootstrap
+
+    def _wait_ready(self, timeout: float) -> None:
+        # log_level 0: the probe's "connection refused" while the JVM starts is expected.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(f"Kafka exited early; see {self.log_path}")
+            try:
+                admin.list_topics(timeout=2)
+                return
+            except Exception:  # not up yet
+                time.sleep(0.3)
+        raise TimeoutError(f"Kafka did not start within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    print(fetch())

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Installs the tools the chart tests (tests/chart) need, into a cache outside the repo:
+#
+#   helm                 built from source with `go install`: release downloads are not
+#                        reachable from CI, the Go module proxy is.
+#   promtool             unpacked from Debian's prometheus package, without installing
+#                        (and so starting) the Prometheus server; `go install` of promtool
+#                        also works but compiles for ~6 minutes instead of ~2 seconds.
+#   kubernetes-validate  from PyPI, in its own virtualenv: it ships the Kubernetes JSON
+#                        schemas, so validating manifests needs no network.
+#
+# Idempotent: a tool already at its pinned version is skipped, so a re-run costs about a
+# second. Usage:
+#
+#   devenv/tools/install.sh            # TRACE_STREAM_CACHE overrides ~/.cache/trace-stream
+#
+# The tests look in $TRACE_STREAM_CACHE/bin themselves; add it to PATH for a shell.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# Fallback only, for machines without apt: the Go module version of Prometheus v3.
+PROMTOOL_GO_VERSION=v0.316.0
+
+CACHE_DIR=${TRACE_STREAM_CACHE:-$HOME/.cache/trace-stream}
+BIN_DIR=$CACHE_DIR/bin
+
+log() { printf 'tools/install.sh: %s\n' "$*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"; }
+
+helm_version() {
+    "$BIN_DIR/helm" version --template '{{.Version}}' 2>/dev/null || true
+}
+
+install_helm() {
+    if [[ -x $BIN_DIR/helm && $(helm_version) == "$HELM_VERSION" ]]; then
+        log "helm $HELM_VERSION: already in $BIN_DIR"
+        return
+    fi
+    need go "install Go (the helm build needs the version its go.mod names, or newer)"
+    log "helm $HELM_VERSION: building with go install (a few minutes on a cold Go cache)"
+    # -X sets the version `helm version` reports, which the check above relies on;
+    # GOTOOLCHAIN=local fails loudly instead of fetching another Go toolchain.
+    GOBIN=$BIN_DIR GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+        "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    [[ $(helm_version) == "$HELM_VERSION" ]] ||
+        die "built helm reports version '$(helm_version)', expected $HELM_VERSION"
+}
+
+# A subshell, so the EXIT trap cleans the temp dir however the function ends.
+promtool_from_deb() (
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    if ! apt-cache show prometheus >/dev/null 2>&1; then
+        log "promtool: apt has no package lists yet; running apt-get update"
+        apt-get update -qq || die "apt-get update failed (run as root?)"
+    fi
+    log "promtool: downloading Debian's prometheus package to extract promtool"
+    # The sandbox user (_apt) cannot write into a private temp dir; download as ourselves.
+    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus) ||
+        die "apt-get download prometheus failed"
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$tmp/promtool" ||
+        die "no ./usr/bin/promtool in the prometheus package"
+    install -m 0755 "$tmp/promtool" "$BIN_DIR/promtool"
+)
+
+install_promtool() {
+    if [[ -x $BIN_DIR/promtool ]] && "$BIN_DIR/promtool" --version >/dev/null 2>&1; then
+        log "promtool: already in $BIN_DIR ($("$BIN_DIR/promtool" --version 2>&1 | head -n1))"
+        return
+    fi
+    if command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+        promtool_from_deb
+    else
+        need go "install Go, or run on Debian/Ubuntu where promtool comes from apt"
+        log "promtool: no apt here; building $PROMTOOL_GO_VERSION with go install (~6 minutes)"
+        GOBIN=$BIN_DIR GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+            "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_GO_VERSION"
+    fi
+    "$BIN_DIR/promtool" --version >/dev/null 2>&1 || die "installed promtool does not run"
+    log "promtool: installed ($("$BIN_DIR/promtool" --version 2>&1 | head -n1))"
+}
+
+install_kubernetes_validate() {
+    local venv=$CACHE_DIR/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION
+    local link=$BIN_DIR/kubernetes-validate
+    if [[ -x $link && $("$link" --version 2>/dev/null) == "$KUBERNETES_VALIDATE_VERSION" ]]; then
+        log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: already in $BIN_DIR"
+        return
+    fi
+    local python=${PYTHON:-python3}
+    need "$python" "install Python 3 with the venv module, or set PYTHON"
+    log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: installing from PyPI into $venv"
+    # Its own virtualenv, so the project's .venv stays exactly what pyproject.toml says.
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || die "$python -m venv failed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" ||
+        die "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed"
+    ln -sfn "$venv/bin/kubernetes-validate" "$link"
+    [[ $("$link" --version) == "$KUBERNETES_VALIDATE_VERSION" ]] ||
+        die "kubernetes-validate reports '$("$link" --version)'"
+}
+
+main() {
+    mkdir -p "$BIN_DIR"
+    install_helm
+    install_promtool
+    install_kubernetes_validate
+    log "done: helm, promtool and kubernetes-validate are in $BIN_DIR"
+}
+
+main "$@"

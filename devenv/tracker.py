@@ -1,0 +1,116 @@
+"""A real HTTP tracker on loopback that records every request it receives.
+
+Responses are scripted per request (`respond`), so tests can make it fail a few
+times, throttle with Retry-After, reject auth, or hang past a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float  # time.time() when the request arrived
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int  # what the tracker answered
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b'{"ok": true}'
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Tracker:
+    def __init__(self, default: Reply | None = None) -> None:
+        self.received: list[Received] = []
+        self.default = default or Reply()
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.on_request: Callable[[Received], None] | None = None
+        tracker = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                reply = tracker._reply()
+                got = Received(time.time(), self.path, dict(self.headers.items()), body, reply.status)
+                tracker._record(got)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _reply(self) -> Reply:
+        with self._lock:
+            return self._script.popleft() if self._script else self.default
+
+    def _record(self, got: Received) -> None:
+        with self._lock:
+            self.received.append(got)
+        if self.on_request:
+            self.on_request(got)
+
+    def respond(self, *replies: Reply) -> None:
+        """Queue replies for the next requests; after them, `default` answers."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def requests(self, path: str | None = None, *, ok: bool | None = None) -> list[Received]:
+        """Requests received so far, optionally only those on `path` / answered 2xx or not."""
+        with self._lock:
+            return [
+                r
+                for r in self.received
+                if (path is None or r.path == path) and (ok is None or r.ok == ok)
+            ]
+
+    def start(self) -> Tracker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

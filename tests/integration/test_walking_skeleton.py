@@ -1,0 +1,102 @@
+"""trade.closed -> redact -> delay topic -> webhook, on a real broker and a real HTTP server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from devenv.tracker import Reply, Tracker
+from tests.support import (
+    Process,
+    canaries,
+    env_for,
+    make_settings,
+    publish,
+    read_topics,
+    running,
+    trade_event,
+    wait_for,
+)
+from trace_stream.redact import ALLOWED_FIELDS
+from trace_stream.topics import layout
+
+def webhook_env(monkeypatch, tracker: Tracker, token: str = "tok-secret-canary") -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
+    monkeypatch.setenv("WEBHOOK_AUTH_HEADER", "X-Api-Key")
+    monkeypatch.setenv("WEBHOOK_AUTH_TOKEN", token)
+
+
+def test_trade_is_posted_redacted_not_before_due(kafka_bootstrap, tracker, monkeypatch):  # type: ignore[no-untyped-def]
+    webhook_env(monkeypatch, tracker)
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=1 / 60)
+    closed_at = datetime.now(UTC)
+    publish(settings, trade_event("T-1", closed_at=closed_at))
+    with running(settings):
+        got = wait_for(lambda: tracker.requests("/traces"), what="the post")[0]
+    assert got.at >= (closed_at + timedelta(seconds=1)).timestamp()
+    assert got.headers["X-Api-Key"] == "tok-secret-canary"
+    body = got.json()
+    assert set(body) == set(ALLOWED_FIELDS)
+    assert body["trade_id"] == "T-1"
+    for value in canaries("T-1").values():
+        assert value not in got.body.decode()
+
+
+def test_not_opted_in_is_never_posted(kafka_bootstrap, tracker, monkeypatch):  # type: ignore[no-untyped-def]
+    webhook_env(monkeypatch, tracker)
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=0)
+    publish(
+        settings,
+        trade_event("T-private", tracing_opt_in=False),
+        trade_event("T-public"),
+    )
+    with running(settings) as service:
+        wait_for(lambda: tracker.requests(), what="the opted-in post")
+        skipped = service.metrics.events.labels("skipped_not_opted_in")
+        wait_for(lambda: skipped._value.get() == 1, what="the skip to be counted")
+    assert [r.json()["trade_id"] for r in tracker.requests()] == ["T-public"]
+
+
+def test_internal_topics_hold_no_personal_value(kafka_bootstrap, tracker, monkeypatch):  # type: ignore[no-untyped-def]
+    webhook_env(monkeypatch, tracker)
+    tracker.respond(Reply(503), Reply(503))
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=0, trace_retry_max_attempts=1)
+    events = [trade_event(f"T-{i}") for i in range(5)]
+    publish(settings, *events, b"\x00garbage-not-avro", trade_event("T-bad", exit_price=-1.0))
+    with running(settings):
+        wait_for(lambda: len(tracker.requests(ok=True)) == 5, what="5 successful posts")
+    topics = layout(settings)
+    records = read_topics(settings, *topics.internal)
+    assert len([m for m in records if m.topic() == topics.dead_letter]) == 2  # garbage + invalid
+    assert len([m for m in records if m.topic() == topics.retries[0]]) == 2  # the two 503s
+    leaks = [
+        (m.topic(), value)
+        for m in records
+        for e in [*events, trade_event("T-bad")]
+        for value in canaries(e["trade_id"]).values()
+        if value.encode() in (m.value() or b"") + b"".join(v or b"" for _, v in m.headers() or [])
+    ]
+    assert not leaks
+
+
+def test_restart_after_post_before_commit_loses_nothing(kafka_bootstrap, tracker, tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=0)
+    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
+    first = Process(env, tmp_path / "service.log")
+    # Kill the service the moment the tracker has the post: before any commit can follow.
+    tracker.on_request = lambda _: first.kill()
+    publish(settings, trade_event("T-crash"))
+    try:
+        wait_for(lambda: first.proc.poll() is not None, timeout=60, what="the first post and kill")
+    finally:
+        first.close()
+    tracker.on_request = None
+    second = Process(env, tmp_path / "service.log")
+    try:
+        wait_for(lambda: len(tracker.requests()) >= 2, timeout=60, what="the post to be redone")
+        assert second.terminate() == 0
+    finally:
+        second.close()
+    keys = {r.headers["Idempotency-Key"] for r in tracker.requests()}
+    assert {r.json()["trade_id"] for r in tracker.requests()} == {"T-crash"}
+    assert len(keys) == 1, "a redone post must carry the same idempotency key"
