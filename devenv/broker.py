@@ -39,8 +39,15 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     if shutil.which("mvn") is None:
         raise RuntimeError("Maven (mvn) is needed to fetch the Kafka broker jars")
     cmd = [
-        "mvn", "-q", "-B", "-f", str(POM), f"-Dkafka.version={version}",
-        "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        f"-Dkafka.version={version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -52,11 +52,13 @@ class Tracker:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 reply = tracker._reply()
-                got = Received(time.time(), self.path, dict(self.headers.items()), body, reply.status)
+                got = Received(
+                    time.time(), self.path, dict(self.headers.items()), body, reply.status
+                )
                 tracker._record(got)
                 if reply.delay:
                     time.sleep(reply.delay)

@@ -45,6 +45,8 @@ def _no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     bad = [
         r
         for r in caplog.get_records("call")
-        if r.levelno >= logging.ERROR and r.name.startswith("trace_stream") and r.name != "trace_stream.alerts"
+        if r.levelno >= logging.ERROR
+        and r.name.startswith("trace_stream")
+        and r.name != "trace_stream.alerts"
     ]
     assert not bad, f"internal errors logged: {[r.getMessage() for r in bad]}"

@@ -100,18 +100,24 @@ def make_settings(bootstrap: str, **overrides: Any) -> Settings:
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a `trace-stream` process needs to run with these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACE_", "KAFKA_", "WEBHOOK_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TRACE_", "KAFKA_", "WEBHOOK_"))
+    }
     for name, value in settings.model_dump().items():
         if value is None:
             continue
         if isinstance(value, dict):
             value = json.dumps(value)
-        env[name.upper()] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+        env[name.upper()] = str(
+            value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        )
     env.update(extra)
     return env
 
 
-def publish(settings: Settings, *items: dict[str, Any] | bytes, partition: int | None = None) -> None:
+def publish(
+    settings: Settings, *items: dict[str, Any] | bytes, partition: int | None = None
+) -> None:
     producer = Producer(settings.kafka_config())
     for item in items:
         value = item if isinstance(item, bytes) else codec.encode("trade_closed", item)
@@ -120,7 +126,9 @@ def publish(settings: Settings, *items: dict[str, Any] | bytes, partition: int |
     producer.flush()
 
 
-def read_topics(settings: Settings, *topics: str, timeout: float = 10) -> list[confluent_kafka.Message]:
+def read_topics(
+    settings: Settings, *topics: str, timeout: float = 10
+) -> list[confluent_kafka.Message]:
     """Every committed record of `topics`, read from the beginning to their current end."""
     consumer = confluent_kafka.Consumer(
         {
@@ -136,7 +144,9 @@ def read_topics(settings: Settings, *topics: str, timeout: float = 10) -> list[c
             for topic in topics
             for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ]
-        marks = {(p.topic, p.partition): consumer.get_watermark_offsets(p, timeout=10) for p in parts}
+        marks = {
+            (p.topic, p.partition): consumer.get_watermark_offsets(p, timeout=10) for p in parts
+        }
         ends = {tp: high for tp, (low, high) in marks.items() if high > low}
         parts = [p for p in parts if (p.topic, p.partition) in ends]
         if not parts:
@@ -160,7 +170,9 @@ def read_topics(settings: Settings, *topics: str, timeout: float = 10) -> list[c
 
 
 @contextmanager
-def running(settings: Settings, clock: Callable[[], datetime] = app.utc_now) -> Iterator[app.Service]:
+def running(
+    settings: Settings, clock: Callable[[], datetime] = app.utc_now
+) -> Iterator[app.Service]:
     service = app.build(settings, clock=clock)
     service.start()
     try:

@@ -36,6 +36,16 @@ helm_version() {
     "$BIN_DIR/helm" version --template '{{.Version}}' 2>/dev/null || true
 }
 
+# Kubernetes minor version matching helm's client-go (v0.N.x is Kubernetes 1.N), as
+# helm's release builds compute it.
+helm_kubernetes_minor() {
+    local gomod
+    gomod=$(GOTOOLCHAIN=local go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+        sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    [[ -f $gomod ]] || die "go mod download helm.sh/helm/v3@$HELM_VERSION gave no go.mod"
+    awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2] }' "$gomod"
+}
+
 install_helm() {
     if [[ -x $BIN_DIR/helm && $(helm_version) == "$HELM_VERSION" ]]; then
         log "helm $HELM_VERSION: already in $BIN_DIR"
@@ -43,11 +53,18 @@ install_helm() {
     fi
     need go "install Go (the helm build needs the version its go.mod names, or newer)"
     log "helm $HELM_VERSION: building with go install (a few minutes on a cold Go cache)"
-    # -X sets the version `helm version` reports, which the check above relies on;
+    local minor pkg=helm.sh/helm/v3
+    minor=$(helm_kubernetes_minor)
+    [[ $minor =~ ^[0-9]+$ ]] || die "cannot read the k8s.io/client-go version from helm's go.mod"
+    # The -X flags are the ones helm's release Makefile sets: the version that
+    # `helm version` reports (which the check above relies on), and the Kubernetes
+    # version that `helm template` and `helm lint` assume, 1.20 otherwise.
     # GOTOOLCHAIN=local fails loudly instead of fetching another Go toolchain.
-    GOBIN=$BIN_DIR GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath \
-        -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-        "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    GOBIN=$BIN_DIR GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
+        -X $pkg/internal/version.version=$HELM_VERSION \
+        -X $pkg/pkg/chartutil.k8sVersionMinor=$minor \
+        -X $pkg/pkg/lint/rules.k8sVersionMinor=$minor" \
+        "$pkg/cmd/helm@$HELM_VERSION"
     [[ $(helm_version) == "$HELM_VERSION" ]] ||
         die "built helm reports version '$(helm_version)', expected $HELM_VERSION"
 }

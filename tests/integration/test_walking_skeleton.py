@@ -20,6 +20,7 @@ from tests.support import (
 from trace_stream.redact import ALLOWED_FIELDS
 from trace_stream.topics import layout
 
+
 def webhook_env(monkeypatch, tracker: Tracker, token: str = "tok-secret-canary") -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
     monkeypatch.setenv("WEBHOOK_AUTH_HEADER", "X-Api-Key")

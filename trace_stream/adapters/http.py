@@ -6,6 +6,8 @@ other 4xx (401/403 as `auth`). A `Retry-After` header is passed on.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -44,17 +46,58 @@ def classify(response: httpx.Response, now: datetime) -> Outcome:
     return Permanent("rejected", detail)
 
 
+def encode_json(body: Any) -> bytes | Permanent:
+    """Compact UTF-8 JSON, the exact bytes to send (and sign).
+
+    NaN and infinity have no JSON form; a body holding one can never be delivered,
+    so it is Permanent rather than an exception.
+    """
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return Permanent("rejected", f"body not encodable as JSON: {type(exc).__name__}")
+    return text.encode()
+
+
+async def post_bytes(
+    client: httpx.AsyncClient,
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> httpx.Response | Retriable:
+    """POST `content` as JSON and read the reply, all within `timeout` seconds overall.
+
+    httpx applies `timeout` per phase (connect, write, each read), so a server that
+    trickles its reply could take several times longer; the outer deadline bounds the
+    whole exchange. Transport failures become Retriable, with a detail naming the
+    exception type only (httpx messages can contain the URL).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await client.post(
+                url,
+                content=content,
+                headers={"Content-Type": "application/json", **headers},
+                timeout=timeout,
+            )
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        return Retriable("timeout", type(exc).__name__)
+    except httpx.TransportError as exc:
+        return Retriable("connection", type(exc).__name__)
+    except httpx.HTTPError as exc:  # e.g. DecodingError of a malformed compressed reply
+        return Retriable("unexpected", type(exc).__name__)
+
+
 async def post_json(
     client: httpx.AsyncClient,
     url: str,
     body: Any,
     headers: dict[str, str],
     timeout: float,
-) -> httpx.Response | Retriable:
-    """POST; transport failures become Retriable (detail names the exception type only)."""
-    try:
-        return await client.post(url, json=body, headers=headers, timeout=timeout)
-    except httpx.TimeoutException as exc:
-        return Retriable("timeout", type(exc).__name__)
-    except httpx.TransportError as exc:
-        return Retriable("connection", type(exc).__name__)
+) -> httpx.Response | Retriable | Permanent:
+    """`post_bytes` of `encode_json(body)`."""
+    content = encode_json(body)
+    if isinstance(content, Permanent):
+        return content
+    return await post_bytes(client, url, content, headers, timeout)

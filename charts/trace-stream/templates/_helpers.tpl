@@ -185,14 +185,14 @@ needs a writable volume: the root filesystem is read-only.
 Pod and container security contexts, shared by every pod of the chart.
 */}}
 {{- define "trace-stream.podSecurityContext" -}}
-{{- with .Values.podSecurityContext }}
+{{- with .Values.podSecurityContext -}}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
 {{- define "trace-stream.securityContext" -}}
-{{- with .Values.securityContext }}
+{{- with .Values.securityContext -}}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}

@@ -1,0 +1,63 @@
+"""The offset tracker and the delay gate: pure bookkeeping of the delivery loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from trace_stream.delay import DelayGate
+from trace_stream.kafka import OutRecord
+from trace_stream.offsets import OffsetTracker
+
+A, B = ("t", 0), ("t", 1)
+
+
+def test_commits_only_the_contiguous_finished_prefix() -> None:
+    t = OffsetTracker()
+    for offset in (10, 11, 12):
+        t.start(A, offset)
+    t.finish(A, 11, [OutRecord("x", b"11")])
+    assert not t.take()  # 10 still running: nothing may be committed
+    t.finish(A, 10)
+    batch = t.take()
+    assert batch.offsets == {A: 12}
+    assert [r.value for r in batch.records] == [b"11"]
+    t.finish(A, 12)
+    assert t.take().offsets == {A: 13}
+
+
+def test_partitions_are_independent_and_effects_wait_for_the_commit() -> None:
+    ran: list[str] = []
+    t = OffsetTracker()
+    t.start(A, 0)
+    t.start(B, 5)
+    t.finish(B, 5, effects=[lambda: ran.append("alert")])
+    batch = t.take()
+    assert batch.offsets == {B: 6}
+    assert ran == []
+    for effect in batch.effects:
+        effect()
+    assert ran == ["alert"]
+    assert t.unfinished() == 1
+
+
+def test_forgotten_partitions_ignore_late_finishes() -> None:
+    t = OffsetTracker()
+    t.start(A, 0)
+    t.forget([A])
+    t.finish(A, 0)
+    assert not t.take()
+
+
+def test_gate_holds_until_due_and_bounds_the_poll_wait() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    g = DelayGate()
+    assert g.wait_seconds(now, cap=0.5) == 0.5
+    g.hold(A, now + timedelta(seconds=0.2))
+    g.hold(B, now + timedelta(seconds=10))
+    assert g.wait_seconds(now, cap=0.5) == 0.2
+    assert g.release_due(now) == []
+    assert g.release_due(now + timedelta(seconds=0.2)) == [A]
+    assert g.is_held(B)
+    assert not g.is_held(A)
+    g.forget([B])
+    assert g.release_due(now + timedelta(days=1)) == []

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from trace_stream.errors import ConfigError
+from trace_stream.settings import Settings, format_duration, load, parse_duration
+from trace_stream.topics import layout
+
+
+def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(Settings)
+    assert s.delay == timedelta(minutes=5)
+    assert s.trace_retry_max_attempts == 5
+    assert [format_duration(t) for t in s.retry_tiers] == ["5s", "30s", "5m", "30m", "1h"]
+    t = layout(s)
+    assert t.retries == (
+        "trace.retry.5s",
+        "trace.retry.30s",
+        "trace.retry.5m",
+        "trace.retry.30m",
+        "trace.retry.1h",
+    )
+    assert (t.delay, t.dead_letter) == ("trace.delay", "trace.dlq")
+
+
+def test_backoff_base_scales_the_default_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_RETRY_BACKOFF_BASE", "1")
+    tiers = [format_duration(t) for t in load(Settings).retry_tiers]
+    assert tiers == ["1s", "6s", "1m", "6m", "12m"]
+
+
+def test_explicit_schedule_and_fractional_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_RETRY_SCHEDULE", "250ms,1s,1m30s")
+    monkeypatch.setenv("TRACE_DELAY_MINUTES", "0.05")
+    s = load(Settings)
+    assert s.retry_tiers == (
+        timedelta(milliseconds=250),
+        timedelta(seconds=1),
+        timedelta(seconds=90),
+    )
+    assert s.delay == timedelta(seconds=3)
+    assert layout(s).retries[-1] == "trace.retry.1m30s"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("TRACE_DELAY_MINUTES", "soon"),
+        ("TRACE_DELAY_MINUTES", "-1"),
+        ("TRACE_RETRY_SCHEDULE", "5s,often"),
+        ("TRACE_RETRY_MAX_ATTEMPTS", "-2"),
+        ("KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON"),
+        ("TRACE_ENABLED_ADAPTERS", " , "),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load(Settings)
+    assert var in str(info.value)
+    assert value not in str(info.value) or value in ("-1", "-2")  # inputs are not echoed
+
+
+def test_secrets_are_masked_and_rendered_only_into_the_librdkafka_dict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter2-canary")
+    monkeypatch.setenv("KAFKA_EXTRA_CONFIG", '{"socket.keepalive.enable": "true"}')
+    s = load(Settings)
+    assert "hunter2-canary" not in repr(s)
+    assert "hunter2-canary" not in str(s.model_dump())
+    config = s.kafka_config()
+    assert config["sasl.password"] == "hunter2-canary"
+    assert config["socket.keepalive.enable"] == "true"
+
+
+def test_duration_round_trip() -> None:
+    for text in ("5s", "30m", "1h", "250ms", "1h30m", "1m30s"):
+        assert format_duration(parse_duration(text)) == text
