@@ -140,8 +140,15 @@ class Deliverer:
             self._consumer.pause([m.tp])
             self._consumer.seek(m.tp, m.offset)
             self._gate.hold(m.tp, delivery.due_at)
-            log.debug("partition held", extra={"topic": m.topic, "partition": m.partition,
-                                                "offset": m.offset, "due_at": delivery.due_at.isoformat()})
+            log.debug(
+                "partition held",
+                extra={
+                    "topic": m.topic,
+                    "partition": m.partition,
+                    "offset": m.offset,
+                    "due_at": delivery.due_at.isoformat(),
+                },
+            )
             return
         self._tracker.start(m.tp, m.offset)
         future = self._runner.submit(self._post(delivery))

@@ -18,7 +18,9 @@ def available() -> dict[str, AdapterFactory]:
     return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
 
 
-def build(names: Iterable[str], context_for: Callable[[str], AdapterContext]) -> dict[str, Adapter | BatchAdapter]:
+def build(
+    names: Iterable[str], context_for: Callable[[str], AdapterContext]
+) -> dict[str, Adapter | BatchAdapter]:
     """Instantiate the named adapters; an unknown name is a ConfigError listing the known ones."""
     factories = available()
     adapters: dict[str, Adapter | BatchAdapter] = {}

@@ -1,14 +1,21 @@
-"""Generic webhook: POSTs the redacted trace as JSON with a configurable auth header."""
+"""Generic webhook: POSTs the redacted trace as JSON with a configurable auth header.
+
+Headers: `Idempotency-Key` (stable per trade and adapter), the auth header when
+WEBHOOK_AUTH_TOKEN is set, and when WEBHOOK_SIGNING_SECRET is set the Standard
+Webhooks trio `webhook-id` (= the idempotency key), `webhook-timestamp` (unix seconds
+from the context clock) and `webhook-signature` over the exact body bytes sent.
+"""
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..records import Trace
 from ..settings import load
-from .base import AdapterContext, Outcome, Retriable
-from .http import classify, post_json
+from . import signing
+from .base import AdapterContext, Outcome, Permanent, Retriable
+from .http import classify, encode_json, post_bytes
 
 
 class WebhookSettings(BaseSettings):
@@ -17,7 +24,17 @@ class WebhookSettings(BaseSettings):
     endpoint: AnyHttpUrl
     auth_header: str = "Authorization"
     auth_token: SecretStr | None = None
+    signing_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret: whsec_<base64>, or a raw string"
+    )
     timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing.decode_secret(value.get_secret_value())
+        return value
 
 
 class WebhookAdapter:
@@ -25,18 +42,23 @@ class WebhookAdapter:
         self.name = name
         self._settings = settings
         self._context = context
+        secret = settings.signing_secret
+        self._signing_key = None if secret is None else signing.decode_secret(secret.get_secret_value())
 
     async def deliver(self, trace: Trace, idempotency_key: str) -> Outcome:
+        """Post once; never raises. Retrying is the core's job, so the key is reused."""
         s = self._settings
+        body = encode_json(trace.model_dump(mode="json"))
+        if isinstance(body, Permanent):
+            return body
         headers = {"Idempotency-Key": idempotency_key}
         if s.auth_token is not None:
             headers[s.auth_header] = s.auth_token.get_secret_value()
-        response = await post_json(
-            self._context.http,
-            str(s.endpoint),
-            trace.model_dump(mode="json"),
-            headers,
-            s.timeout_seconds,
+        if self._signing_key is not None:
+            timestamp = int(self._context.clock().timestamp())
+            headers |= signing.headers(self._signing_key, idempotency_key, timestamp, body)
+        response = await post_bytes(
+            self._context.http, str(s.endpoint), body, headers, s.timeout_seconds
         )
         if isinstance(response, Retriable):
             return response

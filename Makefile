@@ -1,0 +1,37 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+# Everything else is installed by these targets on a fresh machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint unit integration kafka tools clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,s3]'
+	touch $(STAMP)
+
+kafka: $(STAMP)  ## fetch the Apache Kafka broker jars from Maven Central (cached)
+	$(PY) -m devenv.broker
+
+tools:  ## helm, promtool and Kubernetes schemas for the chart tests (cached)
+	bash devenv/tools/install.sh
+
+setup: $(STAMP) kafka
+
+demo: setup  ## local broker + tracker + sample trades + the service; Ctrl-C to stop
+	$(PY) -m devenv.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy trace_stream
+
+test: setup tools lint  ## everything CI runs
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

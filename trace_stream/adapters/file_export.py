@@ -1,0 +1,204 @@
+"""File export: batches of traces as JSON Lines, in a local directory or an S3 bucket.
+
+Layout: `dt=YYYY-MM-DD/{topic}-{partition}-{first_offset:020d}.jsonl` (under
+FILE_EXPORT_DIR, or S3_PREFIX in S3_BUCKET), one redacted trace per line, dated by
+its UTC close time; a batch spanning dates writes one file per date. The name
+depends only on the batch, so writing a batch again after a crash replaces its
+files instead of duplicating lines. A local file appears whole or not at all
+(temp file, fsync, rename, fsync of the directory); readers should skip dot-files,
+which are temp files a crash left behind. S3 needs the `s3` extra (boto3) and takes
+credentials and region from boto3's usual chain (AWS_* variables, profile, role).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import uuid
+from collections import defaultdict
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import AnyHttpUrl, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..errors import ConfigError
+from ..settings import load
+from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable, TraceBatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_RETRIABLE_ERRNO = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EAGAIN, errno.EINTR})
+_PERMANENT_ERRNO = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
+_S3_AUTH = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
+_S3_BUSY = frozenset({"SlowDown", "Throttling", "RequestTimeout", "InternalError", "ServiceUnavailable"})
+_S3_KNOWN = _S3_AUTH | _S3_BUSY | {"AccessDenied", "NoSuchBucket"}
+
+
+class FileExportSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    file_export_type: Literal["local", "s3"] = "local"
+    file_export_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: AnyHttpUrl | None = None
+    file_export_batch_size: int = Field(default=500, ge=1)
+    file_export_batch_max_age_seconds: float = Field(default=60, gt=0)
+    file_export_timeout_seconds: float = Field(default=30, gt=0)
+
+
+def files(batch: TraceBatch) -> dict[str, bytes]:
+    """Relative path -> JSON Lines content, one entry per UTC close date in the batch."""
+    name = f"{batch.topic}-{batch.partition}-{batch.first_offset:020d}.jsonl"
+    lines: defaultdict[str, list[bytes]] = defaultdict(list)
+    for trace in batch.traces:
+        closed = trace.closed_at
+        day = (closed.astimezone(UTC) if closed.tzinfo else closed).date().isoformat()
+        # model_dump_json is the JSON form of model_dump(mode="json"), serialized in Rust.
+        lines[f"dt={day}/{name}"].append(trace.model_dump_json().encode())
+    return {path: b"\n".join(rows) + b"\n" for path, rows in lines.items()}
+
+
+class Store(Protocol):
+    def write(self, path: str, data: bytes) -> None:
+        """Create or replace one file, atomically; blocking, so it runs in a thread."""
+
+    def classify(self, exc: Exception) -> Outcome | None:
+        """The outcome of a failed write, or None for an error it does not know."""
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self._root / path
+        folder = target.parent
+        created = not folder.is_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        _fsync_dir(folder)
+        if created:  # the new dt= directory's own entry must be durable too
+            _fsync_dir(folder.parent)
+
+    def classify(self, exc: Exception) -> Outcome | None:
+        if not isinstance(exc, OSError):
+            return None
+        # The errno name, never str(exc): it carries the path.
+        detail = f"{type(exc).__name__} {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+        if exc.errno in _PERMANENT_ERRNO:
+            return Permanent("storage", detail)
+        return Retriable("storage", detail)  # ENOSPC, EIO and anything unforeseen
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3Store:
+    def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+    def write(self, path: str, data: bytes) -> None:
+        self._client.put_object(
+            Bucket=self._bucket, Key=self._prefix + path, Body=data, ContentType="application/x-ndjson"
+        )
+
+    def classify(self, exc: Exception) -> Outcome | None:
+        from botocore import exceptions as boto
+
+        if isinstance(exc, boto.ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            # Only codes from a known list are shown: the detail never quotes a reply.
+            detail = f"S3 {code if code in _S3_KNOWN else 'error'}, HTTP {status}"
+            if code in _S3_AUTH:
+                return Permanent("auth", detail)
+            if code in _S3_BUSY or status >= 500 or status in (408, 429):
+                return Retriable("storage", detail)
+            return Permanent("storage", detail)
+        if isinstance(exc, boto.ReadTimeoutError | boto.ConnectTimeoutError):
+            return Retriable("timeout", type(exc).__name__)
+        if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
+            return Permanent("auth", type(exc).__name__)
+        if isinstance(exc, boto.BotoCoreError):  # connection refused or closed, and the like
+            return Retriable("storage", type(exc).__name__)
+        return None
+
+
+def s3_store(s: FileExportSettings) -> S3Store:
+    if not s.s3_bucket:
+        raise ConfigError("S3_BUCKET: required when FILE_EXPORT_TYPE=s3")
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ConfigError("FILE_EXPORT_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
+    timeout = s.file_export_timeout_seconds
+    # One attempt: the core owns retrying, and boto3's own retries would outlast the timeout.
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
+    client = boto3.client("s3", endpoint_url=endpoint, config=config)
+    return S3Store(client, s.s3_bucket, s.s3_prefix)
+
+
+class FileExportAdapter:
+    def __init__(self, name: str, settings: FileExportSettings, store: Store) -> None:
+        self.name = name
+        self.batch_size = settings.file_export_batch_size
+        self.batch_max_age = timedelta(seconds=settings.file_export_batch_max_age_seconds)
+        self._timeout = settings.file_export_timeout_seconds
+        self._store = store
+
+    async def deliver_batch(self, batch: TraceBatch) -> Outcome:
+        """Write every file of the batch within FILE_EXPORT_TIMEOUT_SECONDS, or say why not.
+
+        Never raises for a failed write. After a failure some of the batch's files may
+        exist; delivering the batch again replaces them.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                for path, data in files(batch).items():
+                    await asyncio.to_thread(self._store.write, path, data)
+        except TimeoutError:
+            return Retriable("timeout", f"no write within {self._timeout}s")
+        except Exception as exc:
+            outcome = self._store.classify(exc)
+            if outcome is None:
+                raise
+            return outcome
+        return Delivered()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create(context: AdapterContext) -> FileExportAdapter:
+    s = load(FileExportSettings)
+    if s.file_export_type == "s3":
+        return FileExportAdapter(context.name, s, s3_store(s))
+    if s.file_export_dir is None:
+        raise ConfigError("FILE_EXPORT_DIR: required when FILE_EXPORT_TYPE=local")
+    return FileExportAdapter(context.name, s, LocalStore(s.file_export_dir))
