@@ -121,17 +121,35 @@ async def _run(kind: str, url: str, requests: int, concurrency: int) -> tuple[fl
     return requests / elapsed, q[49] * 1000, q[98] * 1000
 
 
+def _line(label: str, result: tuple[float, float, float]) -> str:
+    rps, p50, p99 = result
+    return f"{label:20} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+
+
+def _compare(url: str, runs: int, requests: int, concurrency: int) -> None:
+    kinds = ["httpx", "httpx-aiohttp", "aiohttp"]
+    results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    for run in range(runs):
+        for kind in kinds[run % 3 :] + kinds[: run % 3]:
+            results[kind].append(asyncio.run(_run(kind, url, requests, concurrency)))
+            print(_line(f"run {run + 1} {kind}", results[kind][-1]))
+    print("median over runs:")
+    for kind, rs in results.items():
+        medians = tuple(statistics.median(col) for col in zip(*rs, strict=True))
+        print(_line(f"  {kind}", (medians[0], medians[1], medians[2])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    kinds = ["httpx", "httpx-aiohttp", "aiohttp"]
+    sniffio = importlib.util.find_spec("sniffio") is not None
     print(
         f"body {len(BODY)} B, {args.requests} requests x {args.runs} runs, "
-        f"concurrency {args.concurrency}, httpx {httpx.__version__}, aiohttp {aiohttp.__version__}, "
-        f"sniffio installed: {importlib.util.find_spec('sniffio') is not None}"
+        f"concurrency {args.concurrency}, httpx {httpx.__version__}, "
+        f"aiohttp {aiohttp.__version__}, sniffio installed: {sniffio}"
     )
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -141,16 +159,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{parent.recv()}/"
         if len(os.sched_getaffinity(0)) > 1:
             os.sched_setaffinity(0, {1})
-        results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
-        for run in range(args.runs):
-            for kind in kinds[run % 3 :] + kinds[: run % 3]:
-                r = asyncio.run(_run(kind, url, args.requests, args.concurrency))
-                results[kind].append(r)
-                print(f"run {run + 1} {kind:14} {r[0]:8.0f} req/s  p50 {r[1]:6.2f} ms  p99 {r[2]:6.2f} ms")
-        print("median over runs:")
-        for kind, rs in results.items():
-            rps, p50, p99 = (statistics.median(col) for col in zip(*rs, strict=True))
-            print(f"  {kind:14} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+        _compare(url, args.runs, args.requests, args.concurrency)
     finally:
         parent.send("stop")
         server.join(5)

@@ -18,7 +18,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from . import adapters
-from .adapters.base import Adapter, AdapterContext
+from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
 from .deliverer import Deliverer
@@ -90,7 +90,9 @@ class Service:
             metrics=self.metrics,
         )
 
-    def _deliverer(self, topics: Topics, adapter: Adapter, alerter: Alerter) -> Deliverer:
+    def _deliverer(
+        self, topics: Topics, adapter: Adapter | BatchAdapter, alerter: Alerter
+    ) -> Deliverer:
         s = self.settings
         group = f"{s.trace_group_id}.deliver.{adapter.name}"
         # Internal topics always start at the beginning: nothing scheduled may be skipped.

@@ -24,9 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import codec
-from .adapters.base import Adapter, Delivered, Outcome, Retriable, idempotency_key
+from .adapters.base import (
+    Adapter,
+    BatchAdapter,
+    Delivered,
+    Outcome,
+    Retriable,
+    TraceBatch,
+    idempotency_key,
+)
 from .aio import AsyncRunner
 from .alerts import Alerter
+from .batching import Batcher, Item
 from .delay import DelayGate
 from .errors import InvalidEvent
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
@@ -41,18 +50,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Post:
+class _Work:
+    """One post in flight: a single delivery, or a batch for a batch adapter."""
+
     tp: TP
-    offset: int
-    delivery: TraceDelivery
-    started: float
+    items: tuple[Item, ...]
 
 
 class Deliverer:
     def __init__(
         self,
         *,
-        adapter: Adapter,
+        adapter: Adapter | BatchAdapter,
         consumer_factory: Callable[[Deliverer], Consumer],
         producer: TransactionalProducer,
         topics: Topics,
@@ -79,8 +88,15 @@ class Deliverer:
         self._flush_interval = flush_interval
         self._gate = DelayGate()
         self._tracker = OffsetTracker()
-        self._posts: dict[concurrent.futures.Future[Outcome], _Post] = {}
+        self._posts: dict[concurrent.futures.Future[Outcome], _Work] = {}
+        self._batcher = (
+            Batcher(adapter.batch_size, adapter.batch_max_age.total_seconds())
+            if isinstance(adapter, BatchAdapter)
+            else None
+        )
         self._last_flush = 0.0
+        # A batch adapter needs room for whole batches, one in flight and one filling.
+        self._limit = max(max_in_flight, 2 * self._batcher.size if self._batcher else 0)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -100,13 +116,18 @@ class Deliverer:
             log.debug("partitions released", extra={"partitions": released})
             self._consumer.resume(released)
         self._collect()
-        room = self._max_in_flight - len(self._posts)
+        room = self._limit - self._tracker.unfinished()
         if room <= 0:
             concurrent.futures.wait(self._posts, timeout=0.1, return_when="FIRST_COMPLETED")
         else:
             cap = 0.05 if self._posts else 0.5
+            if self._batcher is not None:
+                cap = self._batcher.wait_seconds(time.monotonic(), cap)
             for m in self._consumer.consume(room, self._gate.wait_seconds(now, cap)):
                 self._accept(m)
+        if self._batcher is not None:
+            for tp, items in self._batcher.ready(time.monotonic()):
+                self._submit(_Work(tp, tuple(items)))
         if time.monotonic() - self._last_flush >= self._flush_interval:
             self._flush()
 
@@ -151,15 +172,19 @@ class Deliverer:
             )
             return
         self._tracker.start(m.tp, m.offset)
-        future = self._runner.submit(self._post(delivery))
-        self._posts[future] = _Post(m.tp, m.offset, delivery, time.monotonic())
+        if self._batcher is not None:
+            self._batcher.add(m.tp, m.offset, delivery, time.monotonic())
+        else:
+            self._submit(_Work(m.tp, ((m.offset, delivery),)))
 
-    async def _post(self, delivery: TraceDelivery) -> Outcome:
-        key = idempotency_key(delivery.trace.trade_id, self.adapter.name)
+    def _submit(self, work: _Work) -> None:
+        self._posts[self._runner.submit(self._post(work))] = work
+
+    async def _post(self, work: _Work) -> Outcome:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._post_timeout):
-                return await self.adapter.deliver(delivery.trace, key)
+                return await self._deliver(work)
         except TimeoutError:
             return Retriable("timeout", f"no outcome within {self._post_timeout}s")
         except Exception as exc:  # an adapter bug must not kill the loop
@@ -170,48 +195,62 @@ class Deliverer:
                 time.perf_counter() - started
             )
 
+    async def _deliver(self, work: _Work) -> Outcome:
+        adapter = self.adapter
+        if isinstance(adapter, BatchAdapter):
+            traces = tuple(d.trace for _, d in work.items)
+            first = work.items[0][0]
+            return await adapter.deliver_batch(TraceBatch(work.tp[0], work.tp[1], first, traces))
+        (_, delivery), *_ = work.items
+        key = idempotency_key(delivery.trace.trade_id, adapter.name)
+        return await adapter.deliver(delivery.trace, key)
+
     def _collect(self) -> None:
         for future in [f for f in self._posts if f.done()]:
-            post = self._posts.pop(future)
-            self._settle(post, future.result())
+            work = self._posts.pop(future)
+            outcome = future.result()
+            for offset, delivery in work.items:
+                self._settle(work.tp, offset, delivery, outcome)
+            if self._batcher is not None:
+                self._batcher.settled(work.tp)
 
-    def _settle(self, post: _Post, outcome: Outcome) -> None:
-        name, trace = self.adapter.name, post.delivery.trace
+    def _settle(self, tp: TP, offset: int, delivery: TraceDelivery, outcome: Outcome) -> None:
+        name = self.adapter.name
         now = self._clock()
         ctx = {
-            "trade_id": trace.trade_id,
+            "trade_id": delivery.trace.trade_id,
             "adapter": name,
-            "attempt": post.delivery.attempt + 1,
-            "topic": post.tp[0],
-            "partition": post.tp[1],
-            "offset": post.offset,
+            "attempt": delivery.attempt + 1,
+            "topic": tp[0],
+            "partition": tp[1],
+            "offset": offset,
         }
         if isinstance(outcome, Delivered):
             self._metrics.pushed.labels(name).inc()
-            log.info("trace posted", extra={**ctx, "due_at": post.delivery.due_at.isoformat()})
+            log.info("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
         else:
             self._metrics.failed.labels(name, outcome.reason).inc()
             log.warning(
                 "post failed", extra={**ctx, "reason": outcome.reason, "detail": outcome.detail}
             )
-        r = route(post.delivery, name, outcome, policy=self._policy, now=now)
+        r = route(delivery, name, outcome, policy=self._policy, now=now)
         if isinstance(r, Retry):
             log.info(
                 "retry scheduled",
                 extra={**ctx, "retry_topic": r.topic, "due_at": r.delivery.due_at.isoformat()},
             )
-            self._tracker.finish(post.tp, post.offset, [delivery_record(r.topic, r.delivery)])
+            self._tracker.finish(tp, offset, [delivery_record(r.topic, r.delivery)])
         elif isinstance(r, Abandon):
-            source = Origin(topic=post.tp[0], partition=post.tp[1], offset=post.offset)
+            source = Origin(topic=tp[0], partition=tp[1], offset=offset)
             letter = r.letter
             self._tracker.finish(
-                post.tp,
-                post.offset,
+                tp,
+                offset,
                 [dead_letter_record(self._topics.dead_letter, letter, source)],
                 [lambda: self._dead_lettered(letter)],
             )
         else:
-            self._tracker.finish(post.tp, post.offset)
+            self._tracker.finish(tp, offset)
 
     def _dead_lettered(self, letter: DeadLetter) -> None:
         self._metrics.dead_lettered.labels(self.adapter.name, letter.reason).inc()
@@ -219,6 +258,7 @@ class Deliverer:
 
     def _flush(self, tps: list[TP] | None = None) -> None:
         self._last_flush = time.monotonic()
+        settled = self._batcher.take_settled() if self._batcher is not None else set()
         batch = self._tracker.take(tps)
         if not batch:
             return
@@ -228,6 +268,8 @@ class Deliverer:
             log.warning("transaction aborted, rewinding", extra={"adapter": self.adapter.name})
             self._rewind()
             return
+        if self._batcher is not None:
+            self._batcher.release(settled)
         for effect in batch.effects:
             effect()
 
@@ -235,13 +277,15 @@ class Deliverer:
         """After an abort: forget everything uncommitted and read it again."""
         self._posts.clear()
         self._tracker.forget()
+        if self._batcher is not None:
+            self._batcher.forget()
         self._consumer.resume(list(self._gate.held()))
         self._gate.forget(list(self._gate.held()))
         self._consumer.rewind()
 
     def _drain(self, timeout: float, tps: list[TP] | None = None) -> None:
         """Wait (bounded) for in-flight posts, then commit what finished."""
-        pending = [f for f, p in self._posts.items() if tps is None or p.tp in tps]
+        pending = [f for f, w in self._posts.items() if tps is None or w.tp in tps]
         concurrent.futures.wait(pending, timeout=timeout)
         self._collect()
         self._flush(tps)
@@ -259,6 +303,8 @@ class Deliverer:
         self._drain(timeout=10, tps=tps)
         self._tracker.forget(tps)
         self._gate.forget(tps)
-        for future, post in list(self._posts.items()):
-            if post.tp in tps:
+        if self._batcher is not None:
+            self._batcher.forget(tps)
+        for future, work in list(self._posts.items()):
+            if work.tp in tps:
                 del self._posts[future]

@@ -32,10 +32,13 @@ from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable, Trac
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_RETRIABLE_ERRNO = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EAGAIN, errno.EINTR})
 _PERMANENT_ERRNO = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
-_S3_AUTH = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
-_S3_BUSY = frozenset({"SlowDown", "Throttling", "RequestTimeout", "InternalError", "ServiceUnavailable"})
+_S3_AUTH = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+_S3_BUSY = frozenset(
+    {"SlowDown", "Throttling", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+)
 _S3_KNOWN = _S3_AUTH | _S3_BUSY | {"AccessDenied", "NoSuchBucket"}
 
 
@@ -123,7 +126,10 @@ class S3Store:
 
     def write(self, path: str, data: bytes) -> None:
         self._client.put_object(
-            Bucket=self._bucket, Key=self._prefix + path, Body=data, ContentType="application/x-ndjson"
+            Bucket=self._bucket,
+            Key=self._prefix + path,
+            Body=data,
+            ContentType="application/x-ndjson",
         )
 
     def classify(self, exc: Exception) -> Outcome | None:
@@ -158,7 +164,9 @@ def s3_store(s: FileExportSettings) -> S3Store:
         raise ConfigError("FILE_EXPORT_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
     timeout = s.file_export_timeout_seconds
     # One attempt: the core owns retrying, and boto3's own retries would outlast the timeout.
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    config = Config(
+        connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1}
+    )
     endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
     client = boto3.client("s3", endpoint_url=endpoint, config=config)
     return S3Store(client, s.s3_bucket, s.s3_prefix)

@@ -38,9 +38,7 @@ _AUTH_MESSAGE = re.compile(r"session|token|unauthori[sz]ed|not authori[sz]ed", r
 
 
 class MyfxbookSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MYFXBOOK_", case_sensitive=False, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="MYFXBOOK_", case_sensitive=False, extra="ignore")
 
     webhook_url: AnyHttpUrl
     webhook_token: SecretStr

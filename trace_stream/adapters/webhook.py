@@ -43,7 +43,9 @@ class WebhookAdapter:
         self._settings = settings
         self._context = context
         secret = settings.signing_secret
-        self._signing_key = None if secret is None else signing.decode_secret(secret.get_secret_value())
+        self._signing_key = (
+            None if secret is None else signing.decode_secret(secret.get_secret_value())
+        )
 
     async def deliver(self, trace: Trace, idempotency_key: str) -> Outcome:
         """Post once; never raises. Retrying is the core's job, so the key is reused."""
