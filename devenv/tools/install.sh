@@ -73,14 +73,15 @@ install_helm() {
 promtool_from_deb() (
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    if ! apt-cache show prometheus >/dev/null 2>&1; then
-        log "promtool: apt has no package lists yet; running apt-get update"
-        apt-get update -qq || die "apt-get update failed (run as root?)"
-    fi
     log "promtool: downloading Debian's prometheus package to extract promtool"
     # The sandbox user (_apt) cannot write into a private temp dir; download as ourselves.
-    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus) ||
-        die "apt-get download prometheus failed"
+    download() { (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus); }
+    if ! download; then
+        # No package lists yet (fresh machine), or stale ones naming a removed version.
+        log "promtool: refreshing apt's package lists (apt-get update) and retrying"
+        apt-get update -qq || die "apt-get update failed (run as root?)"
+        download || die "apt-get download prometheus failed"
+    fi
     dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$tmp/promtool" ||
         die "no ./usr/bin/promtool in the prometheus package"
     install -m 0755 "$tmp/promtool" "$BIN_DIR/promtool"

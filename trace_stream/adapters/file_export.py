@@ -74,6 +74,8 @@ class Store(Protocol):
     def classify(self, exc: Exception) -> Outcome | None:
         """The outcome of a failed write, or None for an error it does not know."""
 
+    def close(self) -> None: ...
+
 
 class LocalStore:
     def __init__(self, root: Path) -> None:
@@ -108,6 +110,9 @@ class LocalStore:
         if exc.errno in _PERMANENT_ERRNO:
             return Permanent("storage", detail)
         return Retriable("storage", detail)  # ENOSPC, EIO and anything unforeseen
+
+    def close(self) -> None:
+        return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -152,6 +157,9 @@ class S3Store:
         if isinstance(exc, boto.BotoCoreError):  # connection refused or closed, and the like
             return Retriable("storage", type(exc).__name__)
         return None
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def s3_store(s: FileExportSettings) -> S3Store:
@@ -200,7 +208,7 @@ class FileExportAdapter:
         return Delivered()
 
     async def aclose(self) -> None:
-        return None
+        self._store.close()
 
 
 def create(context: AdapterContext) -> FileExportAdapter:

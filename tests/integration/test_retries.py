@@ -1,0 +1,194 @@
+"""The retry ladder, dead letters, alerts and poison events, on a real broker."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from devenv.tracker import Reply, Tracker
+from tests.support import (
+    Process,
+    env_for,
+    make_settings,
+    publish,
+    read_topics,
+    running,
+    trade_event,
+    wait_for,
+)
+from trace_stream import codec
+from trace_stream.topics import layout
+
+FAST = "300ms,600ms,900ms,1200ms,1500ms"
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch, tracker: Tracker) -> Tracker:
+    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
+    return tracker
+
+
+@pytest.fixture
+def alerts() -> Tracker:
+    with Tracker() as t:
+        yield t
+
+
+def dead_letters(settings):  # type: ignore[no-untyped-def]
+    return [
+        codec.decode_dead_letter(m.value())
+        for m in read_topics(settings, layout(settings).dead_letter)
+    ]
+
+
+def test_fails_twice_then_succeeds_spaced_by_the_tiers(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+    webhook.respond(Reply(503), Reply(502))
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, trace_retry_schedule="1s,2s,3s,4s,5s"
+    )
+    publish(settings, trade_event("T-flaky"))
+    with running(settings) as service:
+        pushed = service.metrics.pushed.labels("webhook")
+        wait_for(lambda: pushed._value.get() == 1, what="the third attempt to succeed")
+    first, second, third = webhook.requests()
+    assert second.at - first.at >= 1.0
+    assert third.at - second.at >= 2.0
+    assert not dead_letters(settings)
+
+
+def test_always_503_gives_six_attempts_one_dead_letter_one_alert(kafka_bootstrap, webhook, alerts):  # type: ignore[no-untyped-def]
+    webhook.default = Reply(503)
+    settings = make_settings(
+        kafka_bootstrap,
+        trace_delay_minutes=0,
+        trace_retry_schedule=FAST,
+        alert_webhook_url=f"{alerts.url}/hook",
+    )
+    publish(settings, trade_event("T-down"))
+    with running(settings) as service:
+        wait_for(lambda: alerts.requests(), timeout=30, what="the alert")
+        letters = wait_for(lambda: dead_letters(settings), what="the dead letter")
+        counted = service.metrics.alerts.labels("webhook", "retries_exhausted")._value.get()
+    assert len(webhook.requests()) == 6
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter.reason == "retries_exhausted"
+    assert letter.adapter == "webhook"
+    assert letter.delivery is not None and letter.delivery.attempt == 6
+    assert [e.detail for e in letter.delivery.errors] == ["HTTP 503"] * 6
+    assert counted == 1
+    assert len(alerts.requests()) == 1
+    text = alerts.requests()[0].json()["text"]
+    assert "T-down" in text and "webhook" in text and "6 attempt" in text
+
+
+def test_401_is_permanent_one_attempt(kafka_bootstrap, webhook, alerts):  # type: ignore[no-untyped-def]
+    webhook.default = Reply(401)
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, alert_webhook_url=f"{alerts.url}/hook"
+    )
+    publish(settings, trade_event("T-auth"))
+    with running(settings):
+        wait_for(lambda: alerts.requests(), what="the alert")
+        letters = wait_for(lambda: dead_letters(settings), what="the dead letter")
+    assert len(webhook.requests()) == 1
+    assert [(d.reason, d.detail) for d in letters] == [
+        ("permanent_failure", "auth: HTTP 401 after 1 attempt(s)")
+    ]
+
+
+def test_429_retry_after_lands_on_the_first_tier_long_enough(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+    webhook.respond(Reply(429, headers={"Retry-After": "1"}))
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, trace_retry_schedule="200ms,2s,4s,6s,8s"
+    )
+    publish(settings, trade_event("T-throttled"))
+    with running(settings):
+        wait_for(lambda: webhook.requests(ok=True), what="the retried post")
+    first, second = webhook.requests()
+    assert second.at - first.at >= 2.0
+    topics = layout(settings)
+    by_topic = {t: len(read_topics(settings, t)) for t in topics.retries}
+    assert by_topic == {
+        topics.retries[0]: 0,
+        topics.retries[1]: 1,
+        **{t: 0 for t in topics.retries[2:]},
+    }
+
+
+def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=0, trace_max_in_flight=16)
+    invalid = {
+        "T-noid": {"trade_id": ""},
+        "T-open": {"status": "open"},
+        "T-time": {
+            "opened_at": trade_event("x")["closed_at"],
+            "closed_at": trade_event("x")["opened_at"],
+        },
+        "T-neg": {"entry_price": -3.0},
+        "T-side": {"side": "SIDEWAYS"},
+    }
+    garbage = [b"\x00\x01\x02", b"{json: not avro}", b""]
+    valid = [trade_event(f"T-{i:03d}") for i in range(100)]
+    stream: list[dict | bytes] = [
+        *valid,
+        *garbage,
+        *({**trade_event(k), **v} for k, v in invalid.items()),
+    ]  # type: ignore[type-arg]
+    random.Random(7).shuffle(stream)
+    publish(settings, *stream)
+    with running(settings) as service:
+        wait_for(lambda: len(webhook.requests(ok=True)) >= 100, timeout=60, what="100 deliveries")
+        letters = wait_for(
+            lambda: len(dead_letters(settings)) == 8 and dead_letters(settings),
+            what="8 dead letters",
+        )
+        assert not service.stop.is_set(), "the service must keep running"
+    assert sorted({r.json()["trade_id"] for r in webhook.requests()}) == sorted(
+        e["trade_id"] for e in valid
+    )
+    reasons = sorted(d.reason for d in letters)
+    assert reasons == ["invalid_event"] * 5 + ["undecodable"] * 3
+    details = " | ".join(d.detail for d in letters)
+    for rule in (
+        "trade_id: missing",
+        "status: not closed",
+        "closed_at: before opened_at",
+        "entry_price: must be a positive number",
+        "side: not BUY or SELL",
+    ):
+        assert rule in details
+
+
+def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path: Path):  # type: ignore[no-untyped-def]
+    rng = random.Random(3)
+    tracker.respond(*[Reply(503) if rng.random() < 0.4 else Reply(200) for _ in range(400)])
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, trace_retry_schedule=FAST, trace_max_in_flight=8
+    )
+    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
+    trades = [trade_event(f"T-{i:03d}") for i in range(60)]
+    publish(settings, *trades)
+    for round_ in range(3):  # kill it twice mid-flight, then let it finish
+        proc = Process(env, tmp_path / "service.log")
+        try:
+            if round_ < 2:
+                seen = len(tracker.requests())
+                wait_for(
+                    lambda: len(tracker.requests()) >= seen + 15, timeout=60, what="some progress"
+                )
+                proc.kill()
+                continue
+            wanted = {t["trade_id"] for t in trades}
+
+            def settled() -> bool:
+                delivered = {r.json()["trade_id"] for r in tracker.requests(ok=True)}
+                dead = {d.delivery.trace.trade_id for d in dead_letters(settings) if d.delivery}
+                return wanted <= delivered | dead
+
+            wait_for(settled, timeout=90, what="every trade delivered or dead-lettered")
+            assert proc.terminate() == 0
+        finally:
+            proc.close()
