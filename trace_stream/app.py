@@ -22,6 +22,7 @@ from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
 from .deliverer import Deliverer
+from .health import Health
 from .kafka import Consumer, TransactionalProducer
 from .metrics import Metrics
 from .routing import RetryPolicy
@@ -65,6 +66,7 @@ class Service:
             s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
         )
         alerter = Alerter(self.metrics, self.runner, self.http, s.alert_webhook_url)
+        self.health = Health(["schedule", *(f"deliver.{name}" for name in built)])
         self._spawn("scheduler", self._scheduler(topics).run)
         for name, adapter in built.items():
             deliverer = self._deliverer(topics, adapter, alerter)
@@ -76,18 +78,19 @@ class Service:
 
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
-        consumer = Consumer(s.consumer_config(s.trace_group_id, s.trace_input_offset_reset))
+        config = s.consumer_config(s.trace_group_id, s.trace_input_offset_reset)
         producer = TransactionalProducer(
             s.kafka_config(), f"{s.trace_group_id}.schedule.{s.trace_instance_id}"
         )
         return Scheduler(
-            consumer=consumer,
+            consumer_factory=lambda sch: Consumer(config, on_assign=sch.on_assign),
             producer=producer,
             topics=topics,
             enabled_adapters=frozenset(s.enabled_adapters),
             delay=s.delay,
             clock=self.clock,
             metrics=self.metrics,
+            health=self.health,
         )
 
     def _deliverer(
@@ -108,6 +111,7 @@ class Service:
             runner=self.runner,
             alerter=alerter,
             metrics=self.metrics,
+            health=self.health,
             clock=self.clock,
             max_in_flight=s.trace_max_in_flight,
         )

@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
-from . import app, logs, topics
+from . import app, health, logs, ops, topics
 from .errors import ConfigError, TraceStreamError
 from .kafka import Admin
 from .settings import Settings, load
@@ -20,10 +20,7 @@ log = logging.getLogger("trace_stream")
 
 
 def _run(settings: Settings, _: argparse.Namespace) -> int:
-    registry = CollectorRegistry()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, registry=registry)
-    service = app.build(settings, registry)
+    service = app.build(settings, CollectorRegistry())
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -32,6 +29,8 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     service.start()
+    if settings.metrics_port:
+        health.serve(settings.metrics_port, service.metrics.registry, service.health)
     log.info(
         "trace-stream running",
         extra={
@@ -79,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topics", help="create or show the internal topics")
     t.add_argument("action", choices=["ensure", "describe"])
     t.set_defaults(func=_topics)
+    ops.register(sub)
     return p
 
 

@@ -38,6 +38,7 @@ from .alerts import Alerter
 from .batching import Batcher, Item
 from .delay import DelayGate
 from .errors import InvalidEvent
+from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
 from .offsets import OffsetTracker
@@ -69,6 +70,7 @@ class Deliverer:
         runner: AsyncRunner,
         alerter: Alerter,
         metrics: Metrics,
+        health: Health,
         clock: Callable[[], datetime],
         max_in_flight: int = 64,
         post_timeout: float = 60,
@@ -82,6 +84,8 @@ class Deliverer:
         self._runner = runner
         self._alerter = alerter
         self._metrics = metrics
+        self._health = health
+        self.stage = f"deliver.{adapter.name}"
         self._clock = clock
         self._max_in_flight = max_in_flight
         self._post_timeout = post_timeout
@@ -110,6 +114,7 @@ class Deliverer:
             self._consumer.close()
 
     def step(self) -> None:
+        self._health.beat(self.stage)
         now = self._clock()
         released = self._gate.release_due(now)
         if released:
@@ -293,6 +298,7 @@ class Deliverer:
     # -- rebalance callbacks (run inside consume) -----------------------------------
 
     def on_assign(self, tps: list[TP]) -> None:
+        self._health.joined(self.stage)
         log.info(
             "partitions assigned", extra={"adapter": self.adapter.name, "partitions": len(tps)}
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from . import codec
+from .health import Health
 from .ingest import Reject, Schedule, Skip, plan
 from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
@@ -22,6 +23,7 @@ from .topics import Topics
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event"})
+STAGE = "schedule"
 
 
 def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
@@ -58,28 +60,35 @@ class Scheduler:
     def __init__(
         self,
         *,
-        consumer: Consumer,
+        consumer_factory: Callable[[Scheduler], Consumer],
         producer: TransactionalProducer,
         topics: Topics,
         enabled_adapters: frozenset[str],
         delay: timedelta,
         clock: Callable[[], datetime],
         metrics: Metrics,
+        health: Health,
         batch_size: int = 500,
     ) -> None:
-        self._consumer = consumer
+        self._consumer = consumer_factory(self)
         self._producer = producer
         self._topics = topics
         self._enabled = enabled_adapters
         self._delay = delay
         self._clock = clock
         self._metrics = metrics
+        self._health = health
         self._batch_size = batch_size
+
+    def on_assign(self, tps: list[tuple[str, int]]) -> None:
+        self._health.joined(STAGE)
+        log.info("partitions assigned", extra={"stage": STAGE, "partitions": len(tps)})
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe([self._topics.input])
         try:
             while not stop.is_set():
+                self._health.beat(STAGE)
                 self.step(timeout=0.5)
         finally:
             self._consumer.close()

@@ -66,7 +66,7 @@ class S3Stub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_PUT = do_POST = do_GET = _answer  # noqa: N815 (http.server's naming)
+            do_PUT = do_POST = do_GET = _answer
 
             def log_message(self, *_: Any) -> None:
                 return

@@ -103,6 +103,8 @@ def test_secrets_never_leak(
     with pytest.raises(ConfigError) as raised:
         harness.deliver([make_trace(4)])
 
-    said = "\n".join([*details, str(raised.value), caplog.text])
-    for secret in harness.secrets:
+    said = "\n".join([*details, str(raised.value)])
+    for secret in harness.secrets + harness.identifiers:
         assert secret not in said
+    for secret in harness.secrets:
+        assert secret not in caplog.text

@@ -1,0 +1,81 @@
+"""Liveness, readiness and /metrics on one small HTTP server.
+
+/healthz: every stage's loop has come round within `stale_after` seconds (a stuck
+          loop, a dead thread or a crashed stage fails it).
+/readyz:  every stage's consumer has joined its group and received an assignment,
+          which may be empty for a standby member beyond the partition count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class Health:
+    def __init__(
+        self,
+        stages: Iterable[str],
+        stale_after: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._stale_after = stale_after
+        now = clock()
+        self._beats = dict.fromkeys(stages, now)
+        self._joined: set[str] = set()
+        self._lock = threading.Lock()
+
+    def beat(self, stage: str) -> None:
+        with self._lock:
+            self._beats[stage] = self._clock()
+
+    def joined(self, stage: str) -> None:
+        with self._lock:
+            self._joined.add(stage)
+
+    def live(self) -> tuple[bool, str]:
+        now = self._clock()
+        with self._lock:
+            stale = [s for s, at in self._beats.items() if now - at > self._stale_after]
+        return (not stale, f"stale: {','.join(stale)}" if stale else "ok")
+
+    def ready(self) -> tuple[bool, str]:
+        with self._lock:
+            waiting = sorted(set(self._beats) - self._joined)
+        return (not waiting, f"not assigned: {','.join(waiting)}" if waiting else "ok")
+
+
+def serve(port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:
+    """Start the server on a daemon thread; port 0 picks a free one (see server_port)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                ok, detail = health.live() if path == "/healthz" else health.ready()
+                self._send(200 if ok else 503, detail.encode() + b"\n", "text/plain")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server
