@@ -47,6 +47,7 @@ class Tracker:
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.on_request: Callable[[Received], None] | None = None
+        self.decide: Callable[[str, bytes], Reply] | None = None  # (path, body) -> reply
         tracker = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,7 +56,7 @@ class Tracker:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
-                reply = tracker._reply()
+                reply = tracker._reply(self.path, body)
                 got = Received(
                     time.time(), self.path, dict(self.headers.items()), body, reply.status
                 )
@@ -79,9 +80,11 @@ class Tracker:
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def _reply(self) -> Reply:
+    def _reply(self, path: str, body: bytes) -> Reply:
         with self._lock:
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+        return self.decide(path, body) if self.decide else self.default
 
     def _record(self, got: Received) -> None:
         with self._lock:

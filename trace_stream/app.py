@@ -21,9 +21,10 @@ from . import adapters
 from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
+from .backlog import BacklogProbe
 from .deliverer import Deliverer
 from .health import Health
-from .kafka import Consumer, TransactionalProducer
+from .kafka import Consumer, Reader, TransactionalProducer
 from .metrics import Metrics
 from .routing import RetryPolicy
 from .scheduler import Scheduler
@@ -68,6 +69,16 @@ class Service:
         alerter = Alerter(self.metrics, self.runner, self.http, s.alert_webhook_url)
         self.health = Health(["schedule", *(f"deliver.{name}" for name in built)])
         self._spawn("scheduler", self._scheduler(topics).run)
+        probe = BacklogProbe(
+            reader=Reader(s.kafka_config()),
+            groups={name: self._group(name) for name in built},
+            topics=topics,
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        self._spawn(
+            "backlog", functools.partial(probe.run, interval=s.trace_backlog_refresh_seconds)
+        )
         for name, adapter in built.items():
             deliverer = self._deliverer(topics, adapter, alerter)
             run = functools.partial(
@@ -97,7 +108,7 @@ class Service:
         self, topics: Topics, adapter: Adapter | BatchAdapter, alerter: Alerter
     ) -> Deliverer:
         s = self.settings
-        group = f"{s.trace_group_id}.deliver.{adapter.name}"
+        group = self._group(adapter.name)
         # Internal topics always start at the beginning: nothing scheduled may be skipped.
         config = s.consumer_config(group, "earliest")
         return Deliverer(
@@ -115,6 +126,9 @@ class Service:
             clock=self.clock,
             max_in_flight=s.trace_max_in_flight,
         )
+
+    def _group(self, adapter: str) -> str:
+        return f"{self.settings.trace_group_id}.deliver.{adapter}"
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         def guarded() -> None:

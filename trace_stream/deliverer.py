@@ -232,6 +232,8 @@ class Deliverer:
         }
         if isinstance(outcome, Delivered):
             self._metrics.pushed.labels(name).inc()
+            late = (now - delivery.due_at).total_seconds()
+            self._metrics.lateness.labels(name).observe(max(0.0, late))
             log.info("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
         else:
             self._metrics.failed.labels(name, outcome.reason).inc()

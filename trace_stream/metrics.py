@@ -6,7 +6,7 @@ reasons); never a trade id, user data or a URL.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -30,6 +30,26 @@ class Metrics:
             ["adapter"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.lateness = Histogram(
+            "trust_trace_post_lateness_seconds",
+            "How long after its due time a trace was accepted by a tracker.",
+            ["adapter"],
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 7200),
+        )
+        self.queue_pending = Gauge(
+            "trust_trace_queue_pending",
+            "Deliveries waiting in a delay or retry topic for an adapter's consumer group "
+            "(end offset minus committed offset).",
+            ["adapter", "topic"],
+            registry=registry,
+        )
+        self.due_lag = Gauge(
+            "trust_trace_due_lag_seconds",
+            "How far past its due time the oldest waiting delivery is (0 when none is due).",
+            ["adapter"],
+            registry=registry,
         )
         self.events = Counter(
             "trust_trace_events",

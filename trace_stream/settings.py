@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     trace_max_in_flight: int = Field(default=64, ge=1)
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
+    trace_backlog_refresh_seconds: float = Field(default=15, gt=0)
     alert_webhook_url: str | None = None
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["auto", "json", "text"] = "auto"

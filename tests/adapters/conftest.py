@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,16 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from .harness import wait_until
+
+
+_OURS = ("WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "AWS_")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start every test from no adapter settings, whatever the developer's shell has."""
+    for name in [n for n in os.environ if n.upper().startswith(_OURS)]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

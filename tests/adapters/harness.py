@@ -102,6 +102,7 @@ class Harness:
     def __init__(self, env: pytest.MonkeyPatch) -> None:
         self.env = env
         self.elapsed = 0.0  # seconds the last `deliver` spent in the adapter
+        self.client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient
         self.reset()
 
     def reset(self) -> None:
@@ -131,7 +132,7 @@ class Harness:
         return asyncio.run(self._deliver(traces))
 
     async def _deliver(self, traces: Sequence[Trace]) -> list[Outcome]:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
+        async with self.client_factory() as http:
             context = AdapterContext(self.adapter, http, lambda: datetime.now(UTC))
             adapter = adapters.build([self.adapter], lambda _: context)[self.adapter]
             started = time.monotonic()
@@ -359,7 +360,9 @@ class S3FileHarness(FileHarness):
         keys = sorted(o["Key"] for o in listed.get("Contents", []))
         assert listed.get("IsTruncated") is False
         return {
-            k.removeprefix(self.prefix): self.s3.get_object(Bucket=self.bucket, Key=k)["Body"].read()
+            k.removeprefix(self.prefix): self.s3.get_object(Bucket=self.bucket, Key=k)[
+                "Body"
+            ].read()
             for k in keys
         }
 

@@ -31,7 +31,9 @@ CASES = [
 
 @pytest.fixture
 def make_harness(
-    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> MakeHarness:
     return lambda kind: build_harness(kind, monkeypatch, request, tmp_path_factory.mktemp(kind))
 
@@ -97,7 +99,9 @@ def test_secrets_never_leak(
     if harness.can_hang:
         harness.reset()
         harness.hang(timeout=0.2)
-        details += [o.detail for o in harness.deliver([make_trace(3)]) if not isinstance(o, Delivered)]
+        details += [
+            o.detail for o in harness.deliver([make_trace(3)]) if not isinstance(o, Delivered)
+        ]
     harness.reset()
     harness.break_config()
     with pytest.raises(ConfigError) as raised:
