@@ -21,7 +21,6 @@ from moto.server import ThreadedMotoServer
 
 from .harness import wait_until
 
-
 _OURS = ("WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "AWS_")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import time
 import uuid
@@ -268,8 +269,6 @@ class FileHarness(Harness):
         return list(self.files().values())
 
     def records(self) -> list[dict[str, Any]]:
-        import json
-
         return [json.loads(line) for data in self.payloads() for line in data.splitlines()]
 
 
@@ -367,7 +366,7 @@ class S3FileHarness(FileHarness):
         }
 
 
-HARNESSES = {
+HARNESSES: dict[str, type[Harness]] = {
     "webhook": WebhookHarness,
     "myfxbook": MyfxbookHarness,
     "file-local": LocalFileHarness,

@@ -75,7 +75,8 @@ def test_error_true_is_permanent(
 
     [outcome] = myfxbook.deliver([TRACE])
 
-    assert _is(outcome, Permanent, reason)
+    assert isinstance(outcome, Permanent)
+    assert outcome.reason == reason
     assert message is None or message not in outcome.detail  # replies are never quoted
 
 

@@ -104,4 +104,4 @@ def test_sign_matches_the_reference_vector() -> None:
     body = b'{"test": 2432232314}'
     signature = signing.sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    assert SIGNING_KEY == signing.decode_secret(SIGNING_SECRET)
+    assert signing.decode_secret(SIGNING_SECRET) == SIGNING_KEY

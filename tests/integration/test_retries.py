@@ -170,25 +170,51 @@ def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path:
     )
     env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
     trades = [trade_event(f"T-{i:03d}") for i in range(60)]
+    wanted = {t["trade_id"] for t in trades}
     publish(settings, *trades)
-    for round_ in range(3):  # kill it twice mid-flight, then let it finish
+
+    def settled() -> bool:
+        delivered = {r.json()["trade_id"] for r in tracker.requests(ok=True)}
+        dead = {d.delivery.trace.trade_id for d in dead_letters(settings) if d.delivery}
+        return wanted <= delivered | dead
+
+    for _ in range(2):  # kill it twice mid-flight ...
         proc = Process(env, tmp_path / "service.log")
         try:
-            if round_ < 2:
-                seen = len(tracker.requests())
-                wait_for(
-                    lambda: len(tracker.requests()) >= seen + 15, timeout=60, what="some progress"
-                )
-                proc.kill()
-                continue
-            wanted = {t["trade_id"] for t in trades}
-
-            def settled() -> bool:
-                delivered = {r.json()["trade_id"] for r in tracker.requests(ok=True)}
-                dead = {d.delivery.trace.trade_id for d in dead_letters(settings) if d.delivery}
-                return wanted <= delivered | dead
-
-            wait_for(settled, timeout=90, what="every trade delivered or dead-lettered")
-            assert proc.terminate() == 0
+            seen = len(tracker.requests())
+            wait_for(
+                lambda seen=seen: len(tracker.requests()) >= seen + 15,  # type: ignore[misc]
+                timeout=60,
+                what="some progress",
+            )
         finally:
-            proc.close()
+            proc.close()  # SIGKILL
+    assert not settled(), "the kills came too late to test anything"
+    proc = Process(env, tmp_path / "service.log")  # ... then let it finish
+    try:
+        wait_for(settled, timeout=90, what="every trade delivered or dead-lettered")
+        assert proc.terminate() == 0
+    finally:
+        proc.close()
+
+
+def test_rebalance_alone_posts_nothing_twice(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+    webhook.default = Reply(200, delay=0.1)  # keep posts in flight while partitions move
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, trace_topic_partitions=4, trace_max_in_flight=4
+    )
+    second = settings.model_copy(update={"trace_instance_id": settings.trace_instance_id + "-b"})
+    first_batch = [trade_event(f"T-a{i:03d}") for i in range(60)]
+    second_batch = [trade_event(f"T-b{i:03d}") for i in range(60)]
+    publish(settings, *first_batch)
+    with running(settings):
+        wait_for(lambda: len(webhook.requests()) >= 10, what="the first replica to be busy")
+        with running(second):  # joins the groups: partitions are revoked and reassigned
+            assert len(webhook.requests()) < 60, "the rebalance must happen mid-stream"
+            publish(settings, *second_batch)
+            wait_for(lambda: len(webhook.requests()) >= 120, timeout=60, what="every trade")
+        publish(settings, trade_event("T-after"))  # and back to one replica
+        wait_for(lambda: len(webhook.requests()) >= 121, timeout=60, what="the last trade")
+    ids = [r.json()["trade_id"] for r in webhook.requests()]
+    assert sorted(ids) == sorted({*ids}), "a trade was posted twice"
+    assert len(ids) == 121

@@ -171,9 +171,15 @@ def s3_store(s: FileExportSettings) -> S3Store:
     except ImportError:
         raise ConfigError("FILE_EXPORT_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
     timeout = s.file_export_timeout_seconds
-    # One attempt: the core owns retrying, and boto3's own retries would outlast the timeout.
     config = Config(
-        connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1}
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # One attempt: the core owns retrying, and boto3's retries would outlast the timeout.
+        retries={"total_max_attempts": 1},
+        # Checksums only where S3 requires them: several S3-compatible stores reject
+        # the CRC32 headers boto3 >= 1.36 adds by default.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
     endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
     client = boto3.client("s3", endpoint_url=endpoint, config=config)
