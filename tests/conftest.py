@@ -1,6 +1,7 @@
 """Session fixtures: one real Kafka broker for the whole run.
 
-KAFKA_BOOTSTRAP_SERVERS set: use that cluster. Otherwise a local single-node
+KAFKA_BOOTSTRAP_SERVERS set: use that cluster. TRACE_TEST_BROKER=testcontainers:
+testcontainers' Kafka module (needs a Docker engine). Otherwise a local single-node
 Apache Kafka (KRaft) from Maven Central jars is started for the session.
 """
 
@@ -21,6 +22,12 @@ def kafka_bootstrap() -> Iterator[str]:
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
         yield configured
+        return
+    if os.environ.get("TRACE_TEST_BROKER") == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
         return
     broker = LocalKafka()
     broker.start()

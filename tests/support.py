@@ -74,7 +74,7 @@ def trade_event(trade_id: str, **overrides: Any) -> dict[str, Any]:
     return event
 
 
-def make_settings(bootstrap: str, **overrides: Any) -> Settings:
+def make_settings(bootstrap: str, *, create_topics: bool = True, **overrides: Any) -> Settings:
     """Settings isolated per test: own topics and consumer groups on the shared broker."""
     uid = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
@@ -92,6 +92,8 @@ def make_settings(bootstrap: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     settings = Settings(**values)
+    if not create_topics:
+        return settings
     admin = Admin(settings.kafka_config())
     admin.create(specs(settings))
     admin.create([TopicSpec(settings.trace_input_topic, 2, 1, {})])

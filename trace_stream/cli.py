@@ -26,9 +26,9 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         service.stop.set()
 
+    service.start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    service.start()
     if settings.metrics_port:
         health.serve(settings.metrics_port, service.metrics.registry, service.health)
     log.info(

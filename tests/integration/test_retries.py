@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,29 @@ def test_rebalance_alone_posts_nothing_twice(kafka_bootstrap, webhook):  # type:
     ids = [r.json()["trade_id"] for r in webhook.requests()]
     assert sorted(ids) == sorted({*ids}), "a trade was posted twice"
     assert len(ids) == 121
+
+
+def test_sigterm_with_a_hanging_post_stops_within_the_bound(
+    kafka_bootstrap, tracker, tmp_path: Path
+):  # type: ignore[no-untyped-def]
+    tracker.respond(Reply(200, delay=20))  # the first post hangs far past the shutdown bound
+    settings = make_settings(
+        kafka_bootstrap, trace_delay_minutes=0, trace_shutdown_timeout_seconds=1
+    )
+    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces", WEBHOOK_TIMEOUT_SECONDS="60")
+    publish(settings, trade_event("T-slow"))
+    proc = Process(env, tmp_path / "service.log")
+    try:
+        wait_for(lambda: tracker.requests(), timeout=30, what="the hanging post")
+        started = time.monotonic()
+        assert proc.terminate(timeout=30) == 0
+        assert time.monotonic() - started < 12
+    finally:
+        proc.close()
+    # The abandoned post was not committed: a restart posts the trade again.
+    proc = Process(env, tmp_path / "service.log")
+    try:
+        wait_for(lambda: len(tracker.requests()) >= 2, timeout=30, what="the post to be redone")
+        assert proc.terminate() == 0
+    finally:
+        proc.close()

@@ -1,0 +1,86 @@
+"""Kafka access for the operations commands: reach the broker with a one-line error,
+then read whole partitions or offset ranges of a topic with a Reader (no group, no
+commits), showing progress on a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import KafkaError, TraceStreamError
+from ..kafka import TP, Admin, Message, Reader
+from ..settings import Settings
+from .progress import Progress
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the broker's metadata before giving up with a clear error."""
+
+Ranges = Mapping[TP, tuple[int, int]]
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """`settings.kafka_config()` with librdkafka's own log lines sent to the Python
+    logger `librdkafka` instead of raw stderr, so that a failed command prints one line
+    and not one `%3|...|FAIL|` line per reconnect."""
+    return {**settings.kafka_config(), "logger": logging.getLogger("librdkafka")}
+
+
+def unreachable(settings: Settings, timeout: float, exc: Exception) -> str:
+    """The one-line message for a broker that did not answer: what, and what to check."""
+    return (
+        f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {timeout:g}s "
+        f"({exc}); check KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL and the "
+        "KAFKA_SASL_* settings, and that the broker is running"
+    )
+
+
+def topics_on_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT) -> dict[str, int]:
+    """Topic name -> partition count. Raises TraceStreamError when unreachable."""
+    try:
+        return Admin(client_config(settings)).existing(timeout)
+    except KafkaError as exc:
+        raise TraceStreamError(unreachable(settings, timeout, exc)) from None
+
+
+def require(settings: Settings, *topics: str) -> None:
+    """Raise TraceStreamError, one line, if the broker is unreachable or a topic is missing."""
+    existing = topics_on_broker(settings)
+    missing = [t for t in topics if t not in existing]
+    if missing:
+        raise TraceStreamError(
+            f"topic {', '.join(missing)} not found on {settings.kafka_bootstrap_servers}; "
+            "check TRACE_INPUT_TOPIC / TRACE_TOPIC_PREFIX, or run: trace-stream topics ensure"
+        )
+
+
+@contextmanager
+def reader(settings: Settings) -> Iterator[Reader]:
+    """A Reader that is closed on exit. Call `require` first for a clear error."""
+    r = Reader(client_config(settings))
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def everything(r: Reader, topic: str) -> dict[TP, tuple[int, int]]:
+    """Every partition of `topic` from its low to its current high watermark."""
+    return dict(r.watermarks(r.partitions(topic)))
+
+
+def read(r: Reader, ranges: Ranges, progress: Progress) -> Iterator[Message]:
+    """The records of `ranges`, counting each one on `progress` (a hint: transaction
+    markers take offsets too, so the count may end short of the total)."""
+    for m in r.read(ranges):
+        progress.advance()
+        yield m
+
+
+def progress_for(ranges: Ranges, label: str) -> Progress:
+    """A progress bar on stderr sized to the offsets in `ranges`."""
+    total = sum(max(0, end - start) for start, end in ranges.values())
+    return Progress(total, label, sys.stderr)
