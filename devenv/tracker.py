@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
 
 @dataclass(frozen=True)
 class Received:
     at: float  # time.time() when the request arrived
     path: str
-    headers: dict[str, str]
+    headers: httpx.Headers  # case-insensitive, as HTTP headers are
     body: bytes
     status: int  # what the tracker answered
 
@@ -58,7 +60,11 @@ class Tracker:
                 body = self.rfile.read(length)
                 reply = tracker._reply(self.path, body)
                 got = Received(
-                    time.time(), self.path, dict(self.headers.items()), body, reply.status
+                    time.time(),
+                    self.path,
+                    httpx.Headers(list(self.headers.items())),
+                    body,
+                    reply.status,
                 )
                 tracker._record(got)
                 if reply.delay:
@@ -78,7 +84,10 @@ class Tracker:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval keeps stop() (and so every test's teardown) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def _reply(self, path: str, body: bytes) -> Reply:
         with self._lock:

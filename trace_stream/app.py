@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
 from prometheus_client import CollectorRegistry
 
 from . import adapters
+from .adapters import transport
 from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
@@ -40,15 +40,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def http_client() -> httpx.AsyncClient:
-    """The one client every HTTP adapter shares: bounded pool, explicit timeouts."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0, connect=5.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        follow_redirects=False,
-    )
-
-
 @dataclass
 class Service:
     settings: Settings
@@ -62,7 +53,7 @@ class Service:
         s = self.settings
         topics = layout(s)
         self.runner = AsyncRunner()
-        self.http = http_client()
+        self.http = transport.http_client()
         built = adapters.build(
             s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
         )

@@ -204,8 +204,9 @@ class Deliverer:
         adapter = self.adapter
         if isinstance(adapter, BatchAdapter):
             traces = tuple(d.trace for _, d in work.items)
-            first = work.items[0][0]
-            return await adapter.deliver_batch(TraceBatch(work.tp[0], work.tp[1], first, traces))
+            offsets = tuple(o for o, _ in work.items)
+            batch = TraceBatch(work.tp[0], work.tp[1], offsets[0], traces, offsets)
+            return await adapter.deliver_batch(batch)
         (_, delivery), *_ = work.items
         key = idempotency_key(delivery.trace.trade_id, adapter.name)
         return await adapter.deliver(delivery.trace, key)

@@ -54,3 +54,5 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO; a URL can carry a token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # botocore logs the access key id at DEBUG.
+    logging.getLogger("botocore").setLevel(logging.INFO)

@@ -48,6 +48,8 @@ class TradeClosed(BaseModel):
 class Trace(_Frozen):
     """A redacted closed trade: the only facts a tracker ever sees."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
     trade_id: str
     signal_id: str
     instrument: str

@@ -76,6 +76,11 @@ class TraceBatch:
     partition: int
     first_offset: int
     traces: tuple[Trace, ...]
+    offsets: tuple[int, ...] = ()
+    """The offset of each trace (same order), when the caller knows them."""
+
+    def offset_of(self, index: int) -> int:
+        return self.offsets[index] if self.offsets else self.first_offset
 
 
 @runtime_checkable

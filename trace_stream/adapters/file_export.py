@@ -1,6 +1,6 @@
 """File export: batches of traces as JSON Lines, in a local directory or an S3 bucket.
 
-Layout: `dt=YYYY-MM-DD/{topic}-{partition}-{first_offset:020d}.jsonl` (under
+Layout: `dt=YYYY-MM-DD/{topic}-{partition}-{first_offset_of_that_date:020d}.jsonl` (under
 FILE_EXPORT_DIR, or S3_PREFIX in S3_BUCKET), one redacted trace per line, dated by
 its UTC close time; a batch spanning dates writes one file per date. The name
 depends only on the batch, so writing a batch again after a crash replaces its
@@ -56,15 +56,25 @@ class FileExportSettings(BaseSettings):
 
 
 def files(batch: TraceBatch) -> dict[str, bytes]:
-    """Relative path -> JSON Lines content, one entry per UTC close date in the batch."""
-    name = f"{batch.topic}-{batch.partition}-{batch.first_offset:020d}.jsonl"
+    """Relative path -> JSON Lines content, one entry per UTC close date in the batch.
+
+    Each date's file is named after the offset of its own first trace, not the batch's:
+    when a batch is formed again after a crash with a different cut, every date's file
+    still starts at the same record, so it is overwritten rather than duplicated.
+    """
     lines: defaultdict[str, list[bytes]] = defaultdict(list)
-    for trace in batch.traces:
+    first: dict[str, int] = {}
+    for index, trace in enumerate(batch.traces):
         closed = trace.closed_at
         day = (closed.astimezone(UTC) if closed.tzinfo else closed).date().isoformat()
+        first.setdefault(day, batch.offset_of(index))
         # model_dump_json is the JSON form of model_dump(mode="json"), serialized in Rust.
-        lines[f"dt={day}/{name}"].append(trace.model_dump_json().encode())
-    return {path: b"\n".join(rows) + b"\n" for path, rows in lines.items()}
+        lines[day].append(trace.model_dump_json().encode())
+    return {
+        f"dt={day}/{batch.topic}-{batch.partition}-{first[day]:020d}.jsonl": b"\n".join(rows)
+        + b"\n"
+        for day, rows in lines.items()
+    }
 
 
 class Store(Protocol):
