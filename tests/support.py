@@ -173,9 +173,12 @@ def read_topics(
 
 @contextmanager
 def running(
-    settings: Settings, clock: Callable[[], datetime] = app.utc_now
+    settings: Settings, clock: Callable[[], datetime] = app.utc_now, **parts: Any
 ) -> Iterator[app.Service]:
+    """The real service, in-process, with any collaborator of `app.Service` replaced."""
     service = app.build(settings, clock=clock)
+    for name, value in parts.items():
+        setattr(service, name, value)
     service.start()
     try:
         yield service

@@ -11,6 +11,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -45,6 +46,7 @@ class Service:
     settings: Settings
     metrics: Metrics
     clock: Clock = utc_now
+    producer_factory: Callable[[dict[str, Any], str], TransactionalProducer] = TransactionalProducer
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _errors: list[BaseException] = field(default_factory=list)
@@ -81,7 +83,7 @@ class Service:
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
         config = s.consumer_config(s.trace_group_id, s.trace_input_offset_reset)
-        producer = TransactionalProducer(
+        producer = self.producer_factory(
             s.kafka_config(), f"{s.trace_group_id}.schedule.{s.trace_instance_id}"
         )
         return Scheduler(
@@ -107,7 +109,7 @@ class Service:
             consumer_factory=lambda d: Consumer(
                 config, on_assign=d.on_assign, on_revoke=d.on_revoke
             ),
-            producer=TransactionalProducer(s.kafka_config(), f"{group}.{s.trace_instance_id}"),
+            producer=self.producer_factory(s.kafka_config(), f"{group}.{s.trace_instance_id}"),
             topics=topics,
             policy=RetryPolicy(s.retry_tiers, topics.retries, s.trace_retry_max_attempts),
             runner=self.runner,

@@ -149,6 +149,7 @@ class TransactionalProducer:
     """Produces records and the consumer's offsets in one transaction."""
 
     def __init__(self, config: Mapping[str, Any], transactional_id: str) -> None:
+        self.transactional_id = transactional_id
         self._p = confluent_kafka.Producer(
             {**config, "transactional.id": transactional_id, "linger.ms": 5}
         )
