@@ -56,6 +56,15 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     return libs
 
 
+def _cluster_id() -> str:
+    """A random cluster id. One starting with '-' would be read as an option by the
+    storage tool, so those are drawn again (Kafka's own Uuid.randomUuid does the same)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,7 +119,7 @@ class LocalKafka:
     def start(self, timeout: float = 90) -> str:
         config = self.workdir / "server.properties"
         config.write_text(self._properties())
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         fmt = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
         subprocess.run(fmt, check=True, capture_output=True)
         self._log = self.log_path.open("wb")

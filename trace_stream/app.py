@@ -11,9 +11,9 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 

@@ -53,9 +53,11 @@ class Batcher:
         """The partition's batch has an outcome; it is released with the next commit."""
         self._settled.add(tp)
 
-    def take_settled(self) -> set[TP]:
-        settled, self._settled = self._settled, set()
-        return settled
+    def take_settled(self, tps: Iterable[TP] | None = None) -> set[TP]:
+        """Settled partitions (among `tps`), to release once their commit went through."""
+        taken = set(self._settled) if tps is None else self._settled & set(tps)
+        self._settled -= taken
+        return taken
 
     def release(self, tps: Iterable[TP]) -> None:
         """The batches of `tps` are committed: their partitions may start the next one."""

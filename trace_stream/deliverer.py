@@ -14,48 +14,30 @@ The loop, all on one thread (posts run on the AsyncRunner):
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from . import codec
-from .adapters.base import (
-    Adapter,
-    BatchAdapter,
-    Delivered,
-    Outcome,
-    Retriable,
-    TraceBatch,
-    idempotency_key,
-)
+from .adapters.base import Adapter, BatchAdapter, Delivered, Outcome
 from .aio import AsyncRunner
 from .alerts import Alerter
-from .batching import Batcher, Item
+from .batching import Batcher
 from .delay import DelayGate
 from .errors import InvalidEvent
 from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
 from .offsets import OffsetTracker
+from .posting import Poster, Work
 from .records import DeadLetter, Origin, TraceDelivery
 from .routing import Abandon, Retry, RetryPolicy, route
 from .scheduler import dead_letter_record, delivery_record
 from .topics import Topics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Work:
-    """One post in flight: a single delivery, or a batch for a batch adapter."""
-
-    tp: TP
-    items: tuple[Item, ...]
 
 
 class Deliverer:
@@ -81,18 +63,16 @@ class Deliverer:
         self._producer = producer
         self._topics = topics
         self._policy = policy
-        self._runner = runner
         self._alerter = alerter
         self._metrics = metrics
         self._health = health
         self.stage = f"deliver.{adapter.name}"
         self._clock = clock
         self._max_in_flight = max_in_flight
-        self._post_timeout = post_timeout
         self._flush_interval = flush_interval
         self._gate = DelayGate()
         self._tracker = OffsetTracker()
-        self._posts: dict[concurrent.futures.Future[Outcome], _Work] = {}
+        self._posts = Poster(adapter, runner, metrics, post_timeout)
         self._batcher = (
             Batcher(adapter.batch_size, adapter.batch_max_age.total_seconds())
             if isinstance(adapter, BatchAdapter)
@@ -123,7 +103,7 @@ class Deliverer:
         self._collect()
         room = self._limit - self._tracker.unfinished()
         if room <= 0:
-            concurrent.futures.wait(self._posts, timeout=0.1, return_when="FIRST_COMPLETED")
+            self._posts.wait(0.1, first=True)
         else:
             cap = 0.05 if self._posts else 0.5
             if self._batcher is not None:
@@ -132,7 +112,7 @@ class Deliverer:
                 self._accept(m)
         if self._batcher is not None:
             for tp, items in self._batcher.ready(time.monotonic()):
-                self._submit(_Work(tp, tuple(items)))
+                self._posts.submit(Work(tp, tuple(items)))
         if time.monotonic() - self._last_flush >= self._flush_interval:
             self._flush()
 
@@ -180,41 +160,10 @@ class Deliverer:
         if self._batcher is not None:
             self._batcher.add(m.tp, m.offset, delivery, time.monotonic())
         else:
-            self._submit(_Work(m.tp, ((m.offset, delivery),)))
-
-    def _submit(self, work: _Work) -> None:
-        self._posts[self._runner.submit(self._post(work))] = work
-
-    async def _post(self, work: _Work) -> Outcome:
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._post_timeout):
-                return await self._deliver(work)
-        except TimeoutError:
-            return Retriable("timeout", f"no outcome within {self._post_timeout}s")
-        except Exception as exc:  # an adapter bug must not kill the loop
-            log.exception("adapter raised", extra={"adapter": self.adapter.name})
-            return Retriable("unexpected", type(exc).__name__)
-        finally:
-            self._metrics.post_duration.labels(self.adapter.name).observe(
-                time.perf_counter() - started
-            )
-
-    async def _deliver(self, work: _Work) -> Outcome:
-        adapter = self.adapter
-        if isinstance(adapter, BatchAdapter):
-            traces = tuple(d.trace for _, d in work.items)
-            offsets = tuple(o for o, _ in work.items)
-            batch = TraceBatch(work.tp[0], work.tp[1], offsets[0], traces, offsets)
-            return await adapter.deliver_batch(batch)
-        (_, delivery), *_ = work.items
-        key = idempotency_key(delivery.trace.trade_id, adapter.name)
-        return await adapter.deliver(delivery.trace, key)
+            self._posts.submit(Work(m.tp, ((m.offset, delivery),)))
 
     def _collect(self) -> None:
-        for future in [f for f in self._posts if f.done()]:
-            work = self._posts.pop(future)
-            outcome = future.result()
+        for work, outcome in self._posts.finished():
             for offset, delivery in work.items:
                 self._settle(work.tp, offset, delivery, outcome)
             if self._batcher is not None:
@@ -266,7 +215,7 @@ class Deliverer:
 
     def _flush(self, tps: list[TP] | None = None) -> None:
         self._last_flush = time.monotonic()
-        settled = self._batcher.take_settled() if self._batcher is not None else set()
+        settled = self._batcher.take_settled(tps) if self._batcher is not None else set()
         batch = self._tracker.take(tps)
         if not batch:
             return
@@ -283,7 +232,7 @@ class Deliverer:
 
     def _rewind(self) -> None:
         """After an abort: forget everything uncommitted and read it again."""
-        self._posts.clear()
+        self._posts.forget()
         self._tracker.forget()
         if self._batcher is not None:
             self._batcher.forget()
@@ -293,8 +242,7 @@ class Deliverer:
 
     def _drain(self, timeout: float, tps: list[TP] | None = None) -> None:
         """Wait (bounded) for in-flight posts, then commit what finished."""
-        pending = [f for f, w in self._posts.items() if tps is None or w.tp in tps]
-        concurrent.futures.wait(pending, timeout=timeout)
+        self._posts.wait(timeout, tps)
         self._collect()
         self._flush(tps)
 
@@ -314,6 +262,4 @@ class Deliverer:
         self._gate.forget(tps)
         if self._batcher is not None:
             self._batcher.forget(tps)
-        for future, work in list(self._posts.items()):
-            if work.tp in tps:
-                del self._posts[future]
+        self._posts.forget(tps)

@@ -19,6 +19,14 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type:
 from .errors import KafkaError
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines go through Python logging (structured, and quiet in
+# tools) instead of raw stderr.
+_RDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
+def _with_logger(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {"logger": _RDKAFKA_LOG, **config}
+
 
 TP = tuple[str, int]
 Headers = list[tuple[str, bytes]]
@@ -88,7 +96,7 @@ class Consumer:
         }
         self._on_assign = on_assign
         self._on_revoke = on_revoke
-        self._c = confluent_kafka.Consumer(self._config)
+        self._c = confluent_kafka.Consumer(_with_logger(self._config))
 
     def subscribe(self, topics: Sequence[str]) -> None:
         def assigned(_: Any, parts: list[TopicPartition]) -> None:
@@ -151,7 +159,7 @@ class TransactionalProducer:
     def __init__(self, config: Mapping[str, Any], transactional_id: str) -> None:
         self.transactional_id = transactional_id
         self._p = confluent_kafka.Producer(
-            {**config, "transactional.id": transactional_id, "linger.ms": 5}
+            _with_logger({**config, "transactional.id": transactional_id, "linger.ms": 5})
         )
         self._p.init_transactions(30)
 
@@ -203,10 +211,15 @@ class Producer:
     """A plain idempotent producer, for tools, demos and tests (not the data path)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._p = confluent_kafka.Producer({**config, "enable.idempotence": True})
+        self._p = confluent_kafka.Producer(_with_logger({**config, "enable.idempotence": True}))
 
     def produce(self, r: OutRecord) -> None:
-        self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+        while True:
+            try:
+                self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                self._p.poll(0.1)
         self._p.poll(0)
 
     def flush(self, timeout: float = 30) -> None:
@@ -224,7 +237,7 @@ class TopicSpec:
 
 class Admin:
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._a = AdminClient(dict(config))
+        self._a = AdminClient(_with_logger(config))
 
     def existing(self, timeout: float = 10) -> dict[str, int]:
         """Topic name -> partition count."""
@@ -273,10 +286,10 @@ class Reader:
     inspection) and for probing the head of a queue. Never commits."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._admin = AdminClient(dict(config))
+        self._admin = AdminClient(_with_logger(config))
         self._c = confluent_kafka.Consumer(
             {
-                **config,
+                **_with_logger(config),
                 "group.id": "trace-stream-reader",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -286,7 +299,10 @@ class Reader:
         )
 
     def partitions(self, topic: str, timeout: float = 10) -> list[TP]:
-        md = self._c.list_topics(topic, timeout=timeout).topics[topic]
+        try:
+            md = self._c.list_topics(topic, timeout=timeout).topics[topic]
+        except KafkaException as exc:
+            raise _wrap(exc, f"list partitions of {topic}") from None
         if md.error is not None:
             raise KafkaError(f"topic {topic}: {md.error.str()}", md.error.name())
         return [(topic, p) for p in sorted(md.partitions)]
@@ -300,8 +316,11 @@ class Reader:
     def committed(self, group: str, tps: Sequence[TP], timeout: float = 10) -> dict[TP, int]:
         """The group's committed offset per partition; -1 where it has none."""
         request = [ConsumerGroupTopicPartitions(group, [TopicPartition(*tp) for tp in tps])]
-        futures = self._admin.list_consumer_group_offsets(request, request_timeout=timeout)
-        result = futures[group].result()
+        try:
+            futures = self._admin.list_consumer_group_offsets(request, request_timeout=timeout)
+            result = futures[group].result()
+        except KafkaException as exc:
+            raise _wrap(exc, f"committed offsets of {group}") from None
         return {
             (p.topic, p.partition): p.offset if p.offset >= 0 else -1
             for p in result.topic_partitions
@@ -311,7 +330,10 @@ class Reader:
         """The first offset at or after `ms` (epoch milliseconds) per partition; the end
         offset where no record is that late."""
         asked = [TopicPartition(t, p, ms) for t, p in tps]
-        found = self._c.offsets_for_times(asked, timeout=timeout)
+        try:
+            found = self._c.offsets_for_times(asked, timeout=timeout)
+        except KafkaException as exc:
+            raise _wrap(exc, "offsets for time") from None
         marks = self.watermarks(tps, timeout)
         return {
             (f.topic, f.partition): f.offset if f.offset >= 0 else marks[(f.topic, f.partition)][1]

@@ -49,8 +49,12 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     text = fmt == "text" or (fmt == "auto" and sys.stderr.isatty())
     handler.setFormatter(TextFormatter() if text else JsonFormatter())
+    handler.set_name("trace-stream")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only a handler this function installed before; others (a test
+    # runner's capture, say) stay.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "trace-stream"]
+    root.addHandler(handler)
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO; a URL can carry a token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

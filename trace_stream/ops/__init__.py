@@ -1,11 +1,23 @@
-"""Operations commands of the `trace-stream` CLI (replay, dead letters, config check)."""
+"""Operations commands of the `trace-stream` CLI: replay, dead letters, config check.
+
+    replay        trade.closed over a range -> the same plan as the service -> delay topic
+    dlq list      dead-letter topic -> filtered table
+    dlq redrive   dead letters holding a delivery -> delay topic, attempt 0, due now
+    check-config  settings + adapters validated, masked, Kafka/topics/trackers reachable
+
+Each command is `func(settings, args) -> exit code`; failures raise ConfigError or
+TraceStreamError with a one-line message that `cli.main` prints.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from . import check, dlq, replay
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operations subcommands to the CLI's subparsers."""
-    _ = (sub, argparse)
+    replay.register(sub)
+    dlq.register(sub)
+    check.register(sub)

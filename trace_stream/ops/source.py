@@ -5,7 +5,6 @@ commits), showing progress on a terminal.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,10 +22,9 @@ Ranges = Mapping[TP, tuple[int, int]]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """`settings.kafka_config()` with librdkafka's own log lines sent to the Python
-    logger `librdkafka` instead of raw stderr, so that a failed command prints one line
-    and not one `%3|...|FAIL|` line per reconnect."""
-    return {**settings.kafka_config(), "logger": logging.getLogger("librdkafka")}
+    """The librdkafka settings (kafka.py routes librdkafka's own log lines to the Python
+    logger `librdkafka`, so a failed command prints one line, not one per reconnect)."""
+    return settings.kafka_config()
 
 
 def unreachable(settings: Settings, timeout: float, exc: Exception) -> str:
@@ -38,8 +36,10 @@ def unreachable(settings: Settings, timeout: float, exc: Exception) -> str:
     )
 
 
-def topics_on_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT) -> dict[str, int]:
-    """Topic name -> partition count. Raises TraceStreamError when unreachable."""
+def topics_on_broker(settings: Settings, timeout: float | None = None) -> dict[str, int]:
+    """Topic name -> partition count, within `timeout` (default CONNECT_TIMEOUT) seconds.
+    Raises TraceStreamError with a one-line message when the broker does not answer."""
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         return Admin(client_config(settings)).existing(timeout)
     except KafkaError as exc:
@@ -73,11 +73,15 @@ def everything(r: Reader, topic: str) -> dict[TP, tuple[int, int]]:
 
 
 def read(r: Reader, ranges: Ranges, progress: Progress) -> Iterator[Message]:
-    """The records of `ranges`, counting each one on `progress` (a hint: transaction
-    markers take offsets too, so the count may end short of the total)."""
-    for m in r.read(ranges):
-        progress.advance()
-        yield m
+    """The records of `ranges`, counting each one on `progress`, which is closed (the
+    bar erased) when reading ends or fails. The total is a hint: transaction markers
+    take offsets too, so the count may end short of it."""
+    try:
+        for m in r.read(ranges):
+            progress.advance()
+            yield m
+    finally:
+        progress.close()
 
 
 def progress_for(ranges: Ranges, label: str) -> Progress:

@@ -1,0 +1,101 @@
+"""Posts in flight: one adapter's deliveries running on the shared asyncio loop.
+
+The Kafka loop stays synchronous: it submits Work here, never blocks on a post, and
+picks up finished ones with `finished()`. Every post ends in an Outcome: a timeout,
+or an adapter that raises by mistake, becomes a Retriable outcome, never an error
+in the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .adapters.base import (
+    Adapter,
+    BatchAdapter,
+    Outcome,
+    Retriable,
+    TraceBatch,
+    idempotency_key,
+)
+from .aio import AsyncRunner
+from .batching import Item
+from .kafka import TP
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One post: a single delivery, or a batch for a batch adapter, from one partition."""
+
+    tp: TP
+    items: tuple[Item, ...]
+
+
+class Poster:
+    def __init__(
+        self, adapter: Adapter | BatchAdapter, runner: AsyncRunner, metrics: Metrics, timeout: float
+    ) -> None:
+        self.adapter = adapter
+        self._runner = runner
+        self._metrics = metrics
+        self._timeout = timeout
+        self._posts: dict[concurrent.futures.Future[Outcome], Work] = {}
+
+    def __len__(self) -> int:
+        return len(self._posts)
+
+    def submit(self, work: Work) -> None:
+        self._posts[self._runner.submit(self._post(work))] = work
+
+    def finished(self) -> list[tuple[Work, Outcome]]:
+        """Posts that have an outcome; they are no longer tracked here."""
+        done = [f for f in self._posts if f.done()]
+        return [(self._posts.pop(f), f.result()) for f in done]
+
+    def wait(self, timeout: float, tps: Iterable[TP] | None = None, first: bool = False) -> None:
+        """Block up to `timeout` for all (or, with `first`, any) posts of `tps` to finish."""
+        wanted = None if tps is None else set(tps)
+        pending = [f for f, w in self._posts.items() if wanted is None or w.tp in wanted]
+        if pending:
+            when = "FIRST_COMPLETED" if first else "ALL_COMPLETED"
+            concurrent.futures.wait(pending, timeout=timeout, return_when=when)
+
+    def forget(self, tps: Iterable[TP] | None = None) -> None:
+        """Stop tracking posts (of `tps`); their outcomes, when they come, are ignored."""
+        wanted = None if tps is None else set(tps)
+        for future, work in list(self._posts.items()):
+            if wanted is None or work.tp in wanted:
+                del self._posts[future]
+
+    async def _post(self, work: Work) -> Outcome:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._deliver(work)
+        except TimeoutError:
+            return Retriable("timeout", f"no outcome within {self._timeout}s")
+        except Exception as exc:  # an adapter bug must not kill the loop
+            log.exception("adapter raised", extra={"adapter": self.adapter.name})
+            return Retriable("unexpected", type(exc).__name__)
+        finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.post_duration.labels(self.adapter.name).observe(elapsed)
+
+    async def _deliver(self, work: Work) -> Outcome:
+        adapter = self.adapter
+        if isinstance(adapter, BatchAdapter):
+            traces = tuple(d.trace for _, d in work.items)
+            offsets = tuple(o for o, _ in work.items)
+            batch = TraceBatch(work.tp[0], work.tp[1], offsets[0], traces, offsets)
+            return await adapter.deliver_batch(batch)
+        (_, delivery), *_ = work.items
+        key = idempotency_key(delivery.trace.trade_id, adapter.name)
+        return await adapter.deliver(delivery.trace, key)
