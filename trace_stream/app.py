@@ -103,7 +103,10 @@ class Service:
         s = self.settings
         group = self._group(adapter.name)
         # Internal topics always start at the beginning: nothing scheduled may be skipped.
-        config = s.consumer_config(group, "earliest")
+        # A short fetch wait: a partition resumed when its head falls due joins the next
+        # fetch request, which otherwise long-polls up to 500 ms (measured on loopback:
+        # median/max lateness 144/427 ms with the default, 48/104 ms with 100 ms).
+        config = {**s.consumer_config(group, "earliest"), "fetch.wait.max.ms": 100}
         return Deliverer(
             adapter=adapter,
             consumer_factory=lambda d: Consumer(

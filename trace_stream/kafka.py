@@ -110,9 +110,17 @@ class Consumer:
         self._c.subscribe(list(topics), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
-        """Up to max_messages; partition errors are logged, fatal ones raised."""
+        """Up to max_messages, returning as soon as one has arrived (or after `timeout`)
+        with whatever else is already fetched; partition errors are logged, fatal ones
+        raised."""
+        # librdkafka's batch consume waits for a full batch or the whole timeout, which
+        # would add the timeout to every due post: wait for one, then take the rest.
+        first = self._c.poll(timeout)
+        if first is None:
+            return []
+        rest = self._c.consume(max_messages - 1, 0) if max_messages > 1 else []
         out = []
-        for m in self._c.consume(max_messages, timeout):
+        for m in [first, *rest]:
             err = m.error()
             if err is not None:
                 if err.fatal():
