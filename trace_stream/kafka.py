@@ -56,10 +56,19 @@ class OutRecord:
     value: bytes
     key: bytes | None = None
     headers: Headers = field(default_factory=list)
+    partition: int | None = None
+    """None: the partitioner picks by key."""
 
 
 class TransactionAborted(KafkaError):
     """The transaction was aborted; the caller must rewind to the committed offsets."""
+
+
+def _placement(r: OutRecord) -> dict[str, Any]:
+    extra: dict[str, Any] = {"headers": cast(_KafkaHeaders, r.headers)}
+    if r.partition is not None:
+        extra["partition"] = r.partition
+    return extra
 
 
 def _message(m: confluent_kafka.Message) -> Message:
@@ -197,7 +206,7 @@ class TransactionalProducer:
     def _produce(self, r: OutRecord) -> None:
         while True:
             try:
-                self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+                self._p.produce(r.topic, r.value, r.key, **_placement(r))
                 return
             except BufferError:
                 self._p.poll(0.1)
@@ -224,7 +233,7 @@ class Producer:
     def produce(self, r: OutRecord) -> None:
         while True:
             try:
-                self._p.produce(r.topic, r.value, r.key, headers=cast(_KafkaHeaders, r.headers))
+                self._p.produce(r.topic, r.value, r.key, **_placement(r))
                 break
             except BufferError:  # the local queue is full: let deliveries drain
                 self._p.poll(0.1)

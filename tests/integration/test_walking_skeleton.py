@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from tests.support import (
     trade_event,
     wait_for,
 )
-from trace_stream.redact import ALLOWED_FIELDS
+from trace_stream.kafka import OutRecord, Producer
+from trace_stream.records import Origin, TraceDelivery
+from trace_stream.redact import ALLOWED_FIELDS, redact
+from trace_stream.scheduler import delivery_record
 from trace_stream.topics import layout
 
 
@@ -101,3 +105,33 @@ def test_restart_after_post_before_commit_loses_nothing(kafka_bootstrap, tracker
     keys = {r.headers["Idempotency-Key"] for r in tracker.requests()}
     assert {r.json()["trade_id"] for r in tracker.requests()} == {"T-crash"}
     assert len(keys) == 1, "a redone post must carry the same idempotency key"
+
+
+def test_a_held_head_pauses_only_its_own_partition(kafka_bootstrap, tracker, monkeypatch):  # type: ignore[no-untyped-def]
+    webhook_env(monkeypatch, tracker)
+    settings = make_settings(kafka_bootstrap, trace_topic_partitions=2)
+    delay_topic = layout(settings).delay
+    now = datetime.now(UTC)
+
+    def record(trade_id: str, due: datetime, partition: int) -> OutRecord:
+        delivery = TraceDelivery(
+            trace=redact(trade_event(trade_id)),
+            adapters=("webhook",),
+            due_at=due,
+            origin=Origin(topic=settings.trace_input_topic, partition=0, offset=0),
+        )
+        return replace(delivery_record(delay_topic, delivery), partition=partition)
+
+    producer = Producer(settings.kafka_config())
+    producer.produce(record("T-later", now + timedelta(seconds=4), 0))  # holds partition 0
+    producer.produce(record("T-behind", now, 0))  # due, but behind the held head
+    producer.produce(record("T-other", now, 1))  # due, on the other partition
+    producer.flush()
+    with running(settings):
+        first = wait_for(lambda: tracker.requests(), what="the first post")[0]
+        wait_for(lambda: len(tracker.requests()) == 3, timeout=20, what="all three posts")
+    order = [r.json()["trade_id"] for r in tracker.requests()]
+    assert first.json()["trade_id"] == "T-other"
+    assert first.at < (now + timedelta(seconds=4)).timestamp(), "the other partition waited"
+    assert order.index("T-later") < order.index("T-behind"), "partition order was broken"
+    assert tracker.requests()[1].at >= (now + timedelta(seconds=4)).timestamp()
