@@ -22,7 +22,7 @@ Ranges = Mapping[TP, tuple[int, int]]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """The librdkafka settings (kafka.py routes librdkafka's own log lines to the Python
+    """The librdkafka settings (trace_stream.kafka routes librdkafka's own log lines to the Python
     logger `librdkafka`, so a failed command prints one line, not one per reconnect)."""
     return settings.kafka_config()
 

@@ -1,0 +1,25 @@
+"""The only package that imports confluent_kafka: a thin consumer, a transactional
+producer, topic administration and an offset reader, in the service's own types.
+
+Clients are built lazily by their owners; constructing a config makes no network call.
+"""
+
+from .admin import Admin, TopicSpec
+from .common import TP, Headers, Message, OutRecord, TransactionAborted
+from .consumer import Consumer
+from .producer import Producer, TransactionalProducer
+from .reader import Reader
+
+__all__ = [
+    "TP",
+    "Admin",
+    "Consumer",
+    "Headers",
+    "Message",
+    "OutRecord",
+    "Producer",
+    "Reader",
+    "TopicSpec",
+    "TransactionAborted",
+    "TransactionalProducer",
+]
