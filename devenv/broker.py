@@ -9,8 +9,11 @@ free loopback ports.
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -54,6 +57,14 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
         raise RuntimeError(f"mvn could not fetch Kafka {version}:\n{result.stdout}{result.stderr}")
     done.touch()
     return libs
+
+
+def _die_with_parent() -> None:
+    """In the broker's process before exec: get SIGTERM when the thread that started it
+    dies (start the broker from a long-lived thread), so a killed test run or demo never
+    leaves a broker behind. Linux only."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _cluster_id() -> str:
@@ -124,7 +135,10 @@ class LocalKafka:
         subprocess.run(fmt, check=True, capture_output=True)
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)), stdout=self._log, stderr=subprocess.STDOUT
+            self._java("kafka.Kafka", str(config)),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout)
         return self.bootstrap
