@@ -1,10 +1,19 @@
-"""Alert when a delivery is abandoned: an ERROR log line, a counter and, when
-ALERT_WEBHOOK_URL is set, a Slack-compatible JSON post that never blocks delivery.
+"""Alert when a delivery is abandoned: an ERROR log line and a counter for every one
+and, when ALERT_WEBHOOK_URL is set, a Slack-compatible JSON post that never blocks
+delivery.
+
+Posts are throttled per (adapter, reason): when a tracker revokes a token, every
+delivery to it fails the same way, and one message per trade would bury the channel.
+Within `min_interval` of the last post for the same pair, further alerts are only
+counted, and the next post says how many were held back.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 import httpx
 
@@ -17,12 +26,23 @@ log = logging.getLogger(__name__)
 
 class Alerter:
     def __init__(
-        self, metrics: Metrics, runner: AsyncRunner, http: httpx.AsyncClient, url: str | None
+        self,
+        metrics: Metrics,
+        runner: AsyncRunner,
+        http: httpx.AsyncClient,
+        url: str | None,
+        min_interval: float = 300,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = metrics
         self._runner = runner
         self._http = http
         self._url = url
+        self._min_interval = min_interval
+        self._clock = clock
+        self._last_post: dict[tuple[str, str], float] = {}
+        self._held_back: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()  # deliverers of several adapters call in
 
     def abandoned(self, letter: DeadLetter) -> None:
         """Called once the dead letter is committed. Holds ids and reasons only."""
@@ -40,12 +60,29 @@ class Alerter:
             },
         )
         self._metrics.alerts.labels(adapter, letter.reason).inc()
-        if self._url:
-            text = (
-                f":rotating_light: trace-stream abandoned trade {trade_id} for {adapter} "
-                f"after {attempts} attempt(s): {letter.reason} ({letter.detail})"
-            )
-            self._runner.submit(self._post(text))
+        if not self._url:
+            return
+        held_back = self._take_turn((adapter, letter.reason))
+        if held_back is None:
+            return
+        text = (
+            f":rotating_light: trace-stream abandoned trade {trade_id} for {adapter} "
+            f"after {attempts} attempt(s): {letter.reason} ({letter.detail})"
+        )
+        if held_back:
+            text += f"; {held_back} more like it since the last alert"
+        self._runner.submit(self._post(text))
+
+    def _take_turn(self, key: tuple[str, str]) -> int | None:
+        """None while `key` was posted within min_interval; else how many were held back."""
+        now = self._clock()
+        with self._lock:
+            last = self._last_post.get(key)
+            if last is not None and now - last < self._min_interval:
+                self._held_back[key] = self._held_back.get(key, 0) + 1
+                return None
+            self._last_post[key] = now
+            return self._held_back.pop(key, 0)
 
     async def _post(self, text: str) -> None:
         assert self._url is not None

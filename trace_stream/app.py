@@ -59,7 +59,13 @@ class Service:
         built = adapters.build(
             s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
         )
-        alerter = Alerter(self.metrics, self.runner, self.http, s.alert_webhook_url)
+        alerter = Alerter(
+            self.metrics,
+            self.runner,
+            self.http,
+            s.alert_webhook_url,
+            min_interval=s.alert_min_interval_seconds,
+        )
         self.health = Health(["schedule", *(f"deliver.{name}" for name in built)])
         self._spawn("scheduler", self._scheduler(topics).run)
         probe = BacklogProbe(

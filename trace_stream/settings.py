@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
     trace_backlog_refresh_seconds: float = Field(default=15, gt=0)
     alert_webhook_url: str | None = None
+    alert_min_interval_seconds: float = Field(
+        default=300, ge=0, description="at most one alert post per adapter and reason this often"
+    )
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
