@@ -27,6 +27,7 @@ from .deliverer import Deliverer
 from .health import Health
 from .kafka import Consumer, Reader, TransactionalProducer
 from .metrics import Metrics
+from .registry import input_decoder
 from .routing import RetryPolicy
 from .scheduler import Scheduler
 from .settings import Settings
@@ -101,6 +102,7 @@ class Service:
             clock=self.clock,
             metrics=self.metrics,
             health=self.health,
+            decode=input_decoder(s),
         )
 
     def _deliverer(

@@ -71,6 +71,11 @@ def decode(name: str, data: bytes) -> dict[str, Any]:
     return record
 
 
+def decode_trade_closed(data: bytes) -> dict[str, Any]:
+    """A plain-Avro trade.closed event, written in exactly this service's schema."""
+    return decode("trade_closed", data)
+
+
 def encode_delivery(delivery: TraceDelivery) -> bytes:
     return encode("trace_delivery", delivery.model_dump())
 

@@ -10,7 +10,7 @@ event was read, so a replayed or late event is not posted early or held twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -79,13 +79,15 @@ def plan(
     enabled_adapters: frozenset[str],
     delay: timedelta,
     now: datetime,
+    decode: Callable[[bytes], dict[str, Any]] = codec.decode_trade_closed,
 ) -> Plan:
-    """Decide the fate of one trade.closed message. Never raises for bad input."""
+    """Decide the fate of one trade.closed message. Never raises for bad input
+    (`decode` may raise for a broken dependency, such as a schema registry that is down)."""
     event: dict[str, Any] | None = None
     try:
         if value is None:
             raise InvalidEvent("undecodable", "empty message (tombstone)")
-        event = codec.decode("trade_closed", value)
+        event = decode(value)
         if not event["tracing_opt_in"]:
             return Skip("not_opted_in")
         validate(event)

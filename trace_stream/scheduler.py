@@ -18,6 +18,7 @@ from .ingest import Reject, Schedule, Skip, plan
 from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
 from .records import DeadLetter, Origin, TraceDelivery
+from .registry import Decoder
 from .topics import Topics
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Scheduler:
         clock: Callable[[], datetime],
         metrics: Metrics,
         health: Health,
+        decode: Decoder = codec.decode_trade_closed,
         batch_size: int = 500,
     ) -> None:
         self._consumer = consumer_factory(self)
@@ -78,6 +80,7 @@ class Scheduler:
         self._clock = clock
         self._metrics = metrics
         self._health = health
+        self._decode = decode
         self._batch_size = batch_size
 
     def on_assign(self, tps: list[tuple[str, int]]) -> None:
@@ -122,7 +125,12 @@ class Scheduler:
         origin = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
         coords = {"topic": m.topic, "partition": m.partition, "offset": m.offset}
         p = plan(
-            m.value, origin, enabled_adapters=self._enabled, delay=self._delay, now=self._clock()
+            m.value,
+            origin,
+            enabled_adapters=self._enabled,
+            delay=self._delay,
+            now=self._clock(),
+            decode=self._decode,
         )
         if isinstance(p, Schedule):
             d = p.delivery

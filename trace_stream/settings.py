@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default=10_000, ge=1000, description="how soon a dead replica's partitions move"
     )
 
+    schema_registry_url: str | None = Field(
+        default=None, description="trade.closed in the registry wire format when set"
+    )
+    schema_registry_basic_auth: SecretStr | None = Field(default=None, description="user:password")
+
     trace_group_id: str = "trace-stream"
     trace_instance_id: str = Field(
         default_factory=socket.gethostname,

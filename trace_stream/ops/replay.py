@@ -14,6 +14,7 @@ from ..app import utc_now
 from ..ingest import Plan, Reject, Skip, plan
 from ..kafka import Message, Producer
 from ..records import Origin, TraceDelivery
+from ..registry import input_decoder
 from ..scheduler import delivery_record
 from ..settings import Settings
 from ..topics import layout
@@ -93,9 +94,17 @@ def run(
         progress = source.progress_for(ranges, "replay")
         producer = None if args.dry_run else Producer(source.client_config(settings))
         sink = _Sink(topics.delay, producer, progress)
+        decode = input_decoder(settings)
         for m in source.read(r, ranges, progress):
             origin = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
-            p = plan(m.value, origin, enabled_adapters=wanted, delay=settings.delay, now=clock())
+            p = plan(
+                m.value,
+                origin,
+                enabled_adapters=wanted,
+                delay=settings.delay,
+                now=clock(),
+                decode=decode,
+            )
             sink.take(p, m)
     sink.flush()
     print(sink.summary())
