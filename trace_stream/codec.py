@@ -11,10 +11,10 @@ import json
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidEvent
 from .records import DeadLetter, TraceDelivery
@@ -76,17 +76,25 @@ def decode_trade_closed(data: bytes) -> dict[str, Any]:
     return decode("trade_closed", data)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decode_model(name: str, model: type[M], data: bytes) -> M:
+    try:
+        return model.model_validate(decode(name, data))
+    except ValidationError as exc:
+        detail = (
+            f"invalid {name} ({exc.error_count()} errors)"  # no input values: they may be personal
+        )
+        raise InvalidEvent("undecodable", detail) from None
+
+
 def encode_delivery(delivery: TraceDelivery) -> bytes:
     return encode("trace_delivery", delivery.model_dump())
 
 
 def decode_delivery(data: bytes) -> TraceDelivery:
-    try:
-        return TraceDelivery.model_validate(decode("trace_delivery", data))
-    except ValidationError as exc:
-        raise InvalidEvent(
-            "undecodable", f"invalid trace_delivery ({exc.error_count()} errors)"
-        ) from None
+    return _decode_model("trace_delivery", TraceDelivery, data)
 
 
 def encode_dead_letter(letter: DeadLetter) -> bytes:
@@ -94,9 +102,4 @@ def encode_dead_letter(letter: DeadLetter) -> bytes:
 
 
 def decode_dead_letter(data: bytes) -> DeadLetter:
-    try:
-        return DeadLetter.model_validate(decode("dead_letter", data))
-    except ValidationError as exc:
-        raise InvalidEvent(
-            "undecodable", f"invalid dead_letter ({exc.error_count()} errors)"
-        ) from None
+    return _decode_model("dead_letter", DeadLetter, data)
