@@ -188,6 +188,7 @@ CANARIES = {
     "webhookSigningSecret": "canary-signing-9d41",
     "myfxbookWebhookToken": "canary-myfxbook-52b0",
     "alertWebhookUrl": "canary-alert-e8a6",
+    "schemaRegistryBasicAuth": "user:canary-registry-4b7d",
 }
 
 

@@ -116,6 +116,7 @@ values are left out so the service sees "unset" rather than an empty secret.
 {{- if $s.webhookSigningSecret }}{{ $_ := set $env "WEBHOOK_SIGNING_SECRET" $s.webhookSigningSecret }}{{ end }}
 {{- if $s.myfxbookWebhookToken }}{{ $_ := set $env "MYFXBOOK_WEBHOOK_TOKEN" $s.myfxbookWebhookToken }}{{ end }}
 {{- if $s.alertWebhookUrl }}{{ $_ := set $env "ALERT_WEBHOOK_URL" $s.alertWebhookUrl }}{{ end }}
+{{- if $s.schemaRegistryBasicAuth }}{{ $_ := set $env "SCHEMA_REGISTRY_BASIC_AUTH" $s.schemaRegistryBasicAuth }}{{ end }}
 {{- if $env }}{{ toYaml $env }}{{ end }}
 {{- end }}
 
@@ -134,6 +135,8 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- if $v.kafka.sasl.mechanism }}{{ $_ = set $env "KAFKA_SASL_MECHANISM" $v.kafka.sasl.mechanism }}{{ end }}
 {{- if $v.kafka.sasl.username }}{{ $_ = set $env "KAFKA_SASL_USERNAME" $v.kafka.sasl.username }}{{ end }}
 {{- if $v.kafka.extraConfig }}{{ $_ = set $env "KAFKA_EXTRA_CONFIG" (toJson $v.kafka.extraConfig) }}{{ end }}
+{{- $_ = set $env "KAFKA_SESSION_TIMEOUT_MS" (toString $v.kafka.sessionTimeoutMs) }}
+{{- if $v.kafka.schemaRegistry.url }}{{ $_ = set $env "SCHEMA_REGISTRY_URL" $v.kafka.schemaRegistry.url }}{{ end }}
 {{- $_ = set $env "TRACE_GROUP_ID" $v.trace.groupId }}
 {{- $_ = set $env "TRACE_INPUT_TOPIC" $v.trace.inputTopic }}
 {{- $_ = set $env "TRACE_INPUT_OFFSET_RESET" $v.trace.inputOffsetReset }}
@@ -168,6 +171,8 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- end }}
 {{- end }}
 {{- $_ = set $env "METRICS_PORT" (toString $v.metrics.port) }}
+{{- $_ = set $env "TRACE_BACKLOG_REFRESH_SECONDS" (toString $v.metrics.backlogRefreshSeconds) }}
+{{- $_ = set $env "ALERT_MIN_INTERVAL_SECONDS" (toString $v.alerts.minIntervalSeconds) }}
 {{- $_ = set $env "LOG_FORMAT" $v.log.format }}
 {{- $_ = set $env "LOG_LEVEL" $v.log.level }}
 {{- toYaml $env }}
