@@ -139,6 +139,9 @@ class LocalKafka:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C meant for the demo must not stop the broker
+            # before the service has shut down against it.
+            start_new_session=True,
         )
         self._wait_ready(timeout)
         return self.bootstrap
