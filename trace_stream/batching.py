@@ -1,16 +1,18 @@
 """Per-partition batches for batch adapters (file export). Pure bookkeeping.
 
 A batch holds consecutive due deliveries of one partition: up to `size`, or fewer
-once the oldest has waited `max_age` seconds. A partition's next batch is handed out
-only after the previous one is committed (`release`), so at most one written but
-uncommitted batch exists per partition, and after a crash the batch is formed again
-from the same first offset: a sink that names its output after (topic, partition,
-first offset) overwrites instead of duplicating.
+once the oldest has waited `max_age` seconds, and all with the same `key` (the file
+adapter's close date), so that one batch is one file and its write all or nothing.
+A partition's next batch is handed out only after the previous one is committed
+(`release`), so at most one written but uncommitted batch exists per partition, and
+after a crash the batch is formed again from the same first offset: a sink that
+names its output after (topic, partition, first offset) overwrites instead of
+duplicating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from .kafka import TP
 from .records import TraceDelivery
@@ -19,9 +21,12 @@ Item = tuple[int, TraceDelivery]
 
 
 class Batcher:
-    def __init__(self, size: int, max_age: float) -> None:
+    def __init__(
+        self, size: int, max_age: float, key: Callable[[TraceDelivery], Hashable] | None = None
+    ) -> None:
         self.size = size
         self.max_age = max_age
+        self._key = key
         self._open: dict[TP, list[Item]] = {}
         self._since: dict[TP, float] = {}
         self._busy: set[TP] = set()
@@ -37,9 +42,10 @@ class Batcher:
         for tp, items in list(self._open.items()):
             if tp in self._busy:
                 continue
-            if len(items) < self.size and now - self._since[tp] < self.max_age:
+            n = self._run_length(items)
+            if n == len(items) < self.size and now - self._since[tp] < self.max_age:
                 continue
-            batch, rest = items[: self.size], items[self.size :]
+            batch, rest = items[:n], items[n:]
             out.append((tp, batch))
             self._busy.add(tp)
             if rest:
@@ -48,6 +54,16 @@ class Batcher:
             else:
                 del self._open[tp], self._since[tp]
         return out
+
+    def _run_length(self, items: list[Item]) -> int:
+        """How many leading items may share a batch: same key, at most `size`."""
+        if self._key is None:
+            return min(len(items), self.size)
+        first = self._key(items[0][1])
+        n = 1
+        while n < min(len(items), self.size) and self._key(items[n][1]) == first:
+            n += 1
+        return n
 
     def settled(self, tp: TP) -> None:
         """The partition's batch has an outcome; it is released with the next commit."""

@@ -74,7 +74,11 @@ class Deliverer:
         self._tracker = OffsetTracker()
         self._posts = Poster(adapter, runner, metrics, post_timeout)
         self._batcher = (
-            Batcher(adapter.batch_size, adapter.batch_max_age.total_seconds())
+            Batcher(
+                adapter.batch_size,
+                adapter.batch_max_age.total_seconds(),
+                key=lambda delivery: adapter.batch_key(delivery.trace),
+            )
             if isinstance(adapter, BatchAdapter)
             else None
         )

@@ -61,3 +61,33 @@ def test_gate_holds_until_due_and_bounds_the_poll_wait() -> None:
     assert not g.is_held(A)
     g.forget([B])
     assert g.release_due(now + timedelta(days=1)) == []
+
+
+def test_batches_cut_at_size_age_and_key_and_wait_for_the_previous_commit() -> None:
+    from tests.support import trade_event
+    from trace_stream.batching import Batcher
+    from trace_stream.records import Origin, TraceDelivery
+    from trace_stream.redact import redact
+
+    def item(day: int) -> TraceDelivery:
+        closed = datetime(2026, 1, day, 12, tzinfo=UTC)
+        return TraceDelivery(
+            trace=redact(trade_event("T", closed_at=closed)),
+            adapters=("file",),
+            due_at=closed,
+            origin=Origin(topic="in", partition=0, offset=0),
+        )
+
+    b = Batcher(size=3, max_age=10, key=lambda d: d.trace.closed_at.date())
+    for offset, day in enumerate([1, 1, 2, 2, 2, 2]):
+        b.add(A, offset, item(day), now=0)
+    first = b.ready(now=1)  # the date changes after two: cut there
+    assert [[o for o, _ in items] for _, items in first] == [[0, 1]]
+    assert b.ready(now=1) == []  # busy until the first batch is committed
+    b.settled(A)
+    b.release(b.take_settled())
+    assert [[o for o, _ in items] for _, items in b.ready(now=1)] == [[2, 3, 4]]  # size
+    b.settled(A)
+    b.release(b.take_settled())
+    assert b.ready(now=5) == []  # one left, young
+    assert [[o for o, _ in items] for _, items in b.ready(now=11)] == [[5]]  # age

@@ -96,6 +96,10 @@ class BatchAdapter(Protocol):
     batch_size: int
     batch_max_age: timedelta
 
+    def batch_key(self, trace: Trace) -> str:
+        """Traces with different keys never share a batch (the file adapter: close date)."""
+        ...
+
     async def deliver_batch(self, batch: TraceBatch) -> Outcome: ...
 
     async def aclose(self) -> None: ...

@@ -26,6 +26,7 @@ from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..errors import ConfigError
+from ..records import Trace
 from ..settings import load
 from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable, TraceBatch
 
@@ -55,6 +56,11 @@ class FileExportSettings(BaseSettings):
     file_export_timeout_seconds: float = Field(default=30, gt=0)
 
 
+def _day(trace: Trace) -> str:
+    closed = trace.closed_at
+    return (closed.astimezone(UTC) if closed.tzinfo else closed).date().isoformat()
+
+
 def files(batch: TraceBatch) -> dict[str, bytes]:
     """Relative path -> JSON Lines content, one entry per UTC close date in the batch.
 
@@ -65,8 +71,7 @@ def files(batch: TraceBatch) -> dict[str, bytes]:
     lines: defaultdict[str, list[bytes]] = defaultdict(list)
     first: dict[str, int] = {}
     for index, trace in enumerate(batch.traces):
-        closed = trace.closed_at
-        day = (closed.astimezone(UTC) if closed.tzinfo else closed).date().isoformat()
+        day = _day(trace)
         first.setdefault(day, batch.offset_of(index))
         # model_dump_json is the JSON form of model_dump(mode="json"), serialized in Rust.
         lines[day].append(trace.model_dump_json().encode())
@@ -203,6 +208,10 @@ class FileExportAdapter:
         self.batch_max_age = timedelta(seconds=settings.file_export_batch_max_age_seconds)
         self._timeout = settings.file_export_timeout_seconds
         self._store = store
+
+    def batch_key(self, trace: Trace) -> str:
+        """One close date per batch: one file, written all or nothing."""
+        return _day(trace)
 
     async def deliver_batch(self, batch: TraceBatch) -> Outcome:
         """Write every file of the batch within FILE_EXPORT_TIMEOUT_SECONDS, or say why not.
