@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     trace_topic_partitions: int = Field(default=6, ge=1)
     trace_topic_replication_factor: int = Field(default=-1, description="-1: broker default")
     trace_topic_retention_days: float = Field(default=7, gt=0)
+    trace_dead_letter_retention_days: float | None = Field(
+        default=None, gt=0, description="dead-letter topic retention; default as above"
+    )
 
     trace_delay_minutes: float = Field(default=5, ge=0)
     trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")

@@ -37,14 +37,17 @@ def layout(settings: Settings) -> Topics:
 
 
 def specs(settings: Settings) -> list[TopicSpec]:
-    """The internal topics, with the configured partitions and retention (7 days by default)."""
-    retention_ms = round(settings.trace_topic_retention_days * 86_400_000)
+    """The internal topics, with the configured partitions and retention (7 days by
+    default; the dead-letter topic's can be set apart, since it is read by people)."""
+    t = layout(settings)
+    days = {name: settings.trace_topic_retention_days for name in t.internal}
+    days[t.dead_letter] = settings.trace_dead_letter_retention_days or days[t.dead_letter]
     return [
         TopicSpec(
             name,
             settings.trace_topic_partitions,
             settings.trace_topic_replication_factor,
-            {"retention.ms": str(retention_ms), "cleanup.policy": "delete"},
+            {"retention.ms": str(round(days[name] * 86_400_000)), "cleanup.policy": "delete"},
         )
-        for name in layout(settings).internal
+        for name in t.internal
     ]

@@ -81,3 +81,12 @@ def test_secrets_are_masked_and_rendered_only_into_the_librdkafka_dict(
 def test_duration_round_trip() -> None:
     for text in ("5s", "30m", "1h", "250ms", "1h30m", "1m30s"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_dead_letter_retention_can_be_set_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trace_stream.topics import specs
+
+    monkeypatch.setenv("TRACE_DEAD_LETTER_RETENTION_DAYS", "30")
+    retention = {s.name: s.config["retention.ms"] for s in specs(load(Settings))}
+    assert retention.pop("trace.dlq") == str(30 * 86_400_000)
+    assert set(retention.values()) == {str(7 * 86_400_000)}

@@ -150,6 +150,7 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- $_ = set $env "TRACE_TOPIC_PARTITIONS" (toString $v.topics.partitions) }}
 {{- $_ = set $env "TRACE_TOPIC_REPLICATION_FACTOR" (toString $v.topics.replicationFactor) }}
 {{- $_ = set $env "TRACE_TOPIC_RETENTION_DAYS" (toString $v.topics.retentionDays) }}
+{{- if $v.topics.deadLetterRetentionDays }}{{ $_ = set $env "TRACE_DEAD_LETTER_RETENTION_DAYS" (toString $v.topics.deadLetterRetentionDays) }}{{ end }}
 {{- $_ = set $env "TRACE_ENABLED_ADAPTERS" (join "," $v.adapters.enabled) }}
 {{- if has "webhook" $v.adapters.enabled }}
 {{- $_ = set $env "WEBHOOK_ENDPOINT" (required "adapters.webhook.endpoint is required when the webhook adapter is enabled" $v.adapters.webhook.endpoint) }}
