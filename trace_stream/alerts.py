@@ -73,6 +73,21 @@ class Alerter:
             text += f"; {held_back} more like it since the last alert"
         self._runner.submit(self._post(text))
 
+    def paused(self, adapter: str, until: str) -> None:
+        """An adapter's circuit breaker opened: deliveries to it wait in Kafka."""
+        log.error(
+            "adapter paused after repeated auth failures",
+            extra={"adapter": adapter, "until": until},
+        )
+        self._metrics.alerts.labels(adapter, "adapter_paused").inc()
+        if self._url and self._take_turn((adapter, "adapter_paused")) is not None:
+            text = (
+                f":rotating_light: trace-stream paused deliveries to {adapter} until {until}: "
+                "the tracker keeps rejecting our credentials. Deliveries wait in Kafka; "
+                "fix the token and they resume."
+            )
+            self._runner.submit(self._post(text))
+
     def _take_turn(self, key: tuple[str, str]) -> int | None:
         """None while `key` was posted within min_interval; else how many were held back."""
         now = self._clock()

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -23,6 +23,7 @@ from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
 from .backlog import BacklogProbe
+from .breaker import Breaker
 from .deliverer import Deliverer
 from .health import Health
 from .kafka import Consumer, Reader, TransactionalProducer
@@ -129,6 +130,9 @@ class Service:
             health=self.health,
             clock=self.clock,
             max_in_flight=s.trace_max_in_flight,
+            breaker=Breaker(
+                s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
+            ),
         )
 
     def _group(self, adapter: str) -> str:

@@ -18,13 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import codec
 from .adapters.base import Adapter, BatchAdapter, Delivered, Outcome
 from .aio import AsyncRunner
 from .alerts import Alerter
 from .batching import Batcher
+from .breaker import Breaker
 from .delay import DelayGate
 from .errors import InvalidEvent
 from .health import Health
@@ -54,6 +55,7 @@ class Deliverer:
         metrics: Metrics,
         health: Health,
         clock: Callable[[], datetime],
+        breaker: Breaker | None = None,
         max_in_flight: int = 64,
         post_timeout: float = 60,
         flush_interval: float = 0.1,
@@ -71,6 +73,7 @@ class Deliverer:
         self._max_in_flight = max_in_flight
         self._flush_interval = flush_interval
         self._gate = DelayGate()
+        self._breaker = breaker or Breaker(0, timedelta(0))
         self._tracker = OffsetTracker()
         self._posts = Poster(adapter, runner, metrics, post_timeout)
         self._batcher = (
@@ -146,17 +149,19 @@ class Deliverer:
         if self.adapter.name not in delivery.adapters:
             self._tracker.skip(m.tp, m.offset)
             return
-        if delivery.due_at > self._clock():
+        now = self._clock()
+        wait_until = max(delivery.due_at, self._breaker.closed_at(now) or delivery.due_at)
+        if wait_until > now:
             self._consumer.pause([m.tp])
             self._consumer.seek(m.tp, m.offset)
-            self._gate.hold(m.tp, delivery.due_at)
+            self._gate.hold(m.tp, wait_until)
             log.debug(
                 "partition held",
                 extra={
                     "topic": m.topic,
                     "partition": m.partition,
                     "offset": m.offset,
-                    "due_at": delivery.due_at.isoformat(),
+                    "until": wait_until.isoformat(),
                 },
             )
             return
@@ -184,6 +189,7 @@ class Deliverer:
             "partition": tp[1],
             "offset": offset,
         }
+        self._watch(outcome, now)
         if isinstance(outcome, Delivered):
             self._metrics.pushed.labels(name).inc()
             late = (now - delivery.due_at).total_seconds()
@@ -212,6 +218,16 @@ class Deliverer:
             )
         else:
             self._tracker.finish(tp, offset)
+
+    def _watch(self, outcome: Outcome, now: datetime) -> None:
+        """Feed the circuit breaker; say so loudly when it opens."""
+        if isinstance(outcome, Delivered):
+            self._breaker.success()
+            self._metrics.adapter_paused.labels(self.adapter.name).set(0)
+        elif outcome.reason == "auth" and self._breaker.auth_failure(now):
+            until = self._breaker.closed_at(now)
+            self._metrics.adapter_paused.labels(self.adapter.name).set(1)
+            self._alerter.paused(self.adapter.name, until.isoformat() if until else "")
 
     def _dead_lettered(self, letter: DeadLetter) -> None:
         self._metrics.dead_lettered.labels(self.adapter.name, letter.reason).inc()

@@ -69,6 +69,13 @@ class Metrics:
             ["adapter", "reason"],
             registry=registry,
         )
+        self.adapter_paused = Gauge(
+            "trust_trace_adapter_paused",
+            "1 while an adapter's circuit breaker holds its deliveries after repeated "
+            "auth failures.",
+            ["adapter"],
+            registry=registry,
+        )
         self.alert_failures = Counter(
             "trust_trace_alert_post_failures",
             "Alert webhook posts that failed.",

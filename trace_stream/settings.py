@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     trace_enabled_adapters: str = "webhook"
 
     trace_max_in_flight: int = Field(default=64, ge=1)
+    trace_breaker_threshold: int = Field(
+        default=10, ge=0, description="auth failures in a row that pause an adapter; 0: never"
+    )
+    trace_breaker_cooldown_seconds: float = Field(default=300, gt=0)
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
     trace_backlog_refresh_seconds: float = Field(default=15, gt=0)
     alert_webhook_url: str | None = None

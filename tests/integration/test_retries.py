@@ -245,3 +245,28 @@ def test_sigterm_with_a_hanging_post_stops_within_the_bound(
         assert proc.terminate() == 0
     finally:
         proc.close()
+
+
+def test_revoked_token_pauses_the_adapter_instead_of_dead_lettering_everything(
+    kafka_bootstrap, webhook, alerts
+):  # type: ignore[no-untyped-def]
+    webhook.default = Reply(401)
+    settings = make_settings(
+        kafka_bootstrap,
+        trace_delay_minutes=0,
+        trace_max_in_flight=1,
+        trace_breaker_threshold=3,
+        trace_breaker_cooldown_seconds=2,
+        alert_webhook_url=f"{alerts.url}/hook",
+    )
+    trades = [trade_event(f"T-{i}") for i in range(8)]
+    publish(settings, *trades)
+    with running(settings) as service:
+        paused = service.metrics.adapter_paused.labels("webhook")
+        wait_for(lambda: paused._value.get() == 1, what="the breaker to open")
+        assert len(webhook.requests()) == 3
+        webhook.default = Reply(200)  # the token is fixed
+        wait_for(lambda: len(webhook.requests(ok=True)) == 5, timeout=20, what="the rest delivered")
+        assert paused._value.get() == 0
+    assert len(dead_letters(settings)) == 3
+    assert any("paused deliveries to webhook" in r.json()["text"] for r in alerts.requests())

@@ -146,6 +146,8 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- if $v.trace.retry.schedule }}{{ $_ = set $env "TRACE_RETRY_SCHEDULE" $v.trace.retry.schedule }}{{ end }}
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
 {{- $_ = set $env "TRACE_SHUTDOWN_TIMEOUT_SECONDS" (toString $v.trace.shutdownTimeoutSeconds) }}
+{{- $_ = set $env "TRACE_BREAKER_THRESHOLD" (toString $v.trace.breaker.threshold) }}
+{{- $_ = set $env "TRACE_BREAKER_COOLDOWN_SECONDS" (toString $v.trace.breaker.cooldownSeconds) }}
 {{- $_ = set $env "TRACE_TOPIC_PREFIX" $v.topics.prefix }}
 {{- $_ = set $env "TRACE_TOPIC_PARTITIONS" (toString $v.topics.partitions) }}
 {{- $_ = set $env "TRACE_TOPIC_REPLICATION_FACTOR" (toString $v.topics.replicationFactor) }}
