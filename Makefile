@@ -28,7 +28,7 @@ demo: setup  ## local broker + tracker + sample trades + the service; Ctrl-C to 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy trace_stream
+	$(VENV)/bin/mypy trace_stream devenv bench tests
 
 test: setup tools lint  ## everything CI runs
 	$(PY) -m pytest

@@ -26,9 +26,9 @@ def test_posts_the_signed_bytes(webhook: WebhookHarness) -> None:
     assert webhook.deliver([trace, trace]) == [Delivered(), Delivered()]
 
     for request in webhook.tracker.requests():
-        assert Webhook(SIGNING_SECRET).verify(request.body, request.headers) == trace.model_dump(
-            mode="json"
-        )
+        assert Webhook(SIGNING_SECRET).verify(
+            request.body, dict(request.headers)
+        ) == trace.model_dump(mode="json")
 
 
 @pytest.mark.parametrize(

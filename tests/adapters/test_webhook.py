@@ -63,7 +63,7 @@ def test_signature_verifies_with_standardwebhooks(
     webhook.deliver([trace])
 
     [request] = webhook.tracker.requests()
-    verified = Webhook(verifier_key).verify(request.body, request.headers)
+    verified = Webhook(verifier_key).verify(request.body, dict(request.headers))
     assert verified == trace.model_dump(mode="json")
     assert request.headers["Authorization"] == TOKEN
 
@@ -73,7 +73,9 @@ def test_a_tampered_body_fails_verification(webhook: WebhookHarness) -> None:
 
     [request] = webhook.tracker.requests()
     with pytest.raises(Exception, match="No matching signature"):
-        Webhook(SIGNING_SECRET).verify(request.body.replace(b"EURUSD", b"GBPUSD"), request.headers)
+        Webhook(SIGNING_SECRET).verify(
+            request.body.replace(b"EURUSD", b"GBPUSD"), dict(request.headers)
+        )
 
 
 def test_no_signature_headers_without_a_secret(

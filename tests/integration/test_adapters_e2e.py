@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def exported(root: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def myfxbook() -> Tracker:
+def myfxbook() -> Iterator[Tracker]:
     with Tracker(default=Reply(200, b'{"error": false, "message": "ok"}')) as t:
         yield t
 
@@ -48,7 +49,7 @@ def three(
 
 def test_three_adapters_each_receive_the_trade_and_one_failing_holds_back_none(
     kafka_bootstrap, tracker, myfxbook, three
-):  # type: ignore[no-untyped-def]
+):
     myfxbook.default = Reply(503)
     settings = make_settings(
         kafka_bootstrap,
@@ -79,7 +80,7 @@ class CrashBeforeFirstCommit(TransactionalProducer):
 
     crashed = False
 
-    def commit(self, records, offsets, group_metadata) -> None:  # type: ignore[no-untyped-def]
+    def commit(self, records, offsets, group_metadata) -> None:
         if not CrashBeforeFirstCommit.crashed and ".deliver.file." in self.transactional_id:
             CrashBeforeFirstCommit.crashed = True
             raise RuntimeError("simulated crash between write and commit")
@@ -88,14 +89,13 @@ class CrashBeforeFirstCommit(TransactionalProducer):
 
 def test_file_export_crash_between_write_and_commit_leaves_no_duplicate(
     kafka_bootstrap, three, caplog
-):  # type: ignore[no-untyped-def]
+):
     settings = make_settings(kafka_bootstrap, trace_enabled_adapters="file", trace_delay_minutes=0)
     trades = [trade_event(f"T-{i:03d}", tracing_adapters=["file"]) for i in range(40)]
     publish(settings, *trades)
-    service_parts = {"producer_factory": CrashBeforeFirstCommit}
     with (
         pytest.raises(AssertionError, match="simulated crash"),
-        running(settings, **service_parts) as s,
+        running(settings, producer_factory=CrashBeforeFirstCommit) as s,
     ):
         wait_for(lambda: s.stop.is_set(), timeout=30, what="the simulated crash")
     assert exported(three), "the batch was written before the crash"

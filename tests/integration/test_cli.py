@@ -10,7 +10,7 @@ from trace_stream.kafka import Admin
 from trace_stream.topics import layout
 
 
-def use(monkeypatch: pytest.MonkeyPatch, settings) -> None:  # type: ignore[no-untyped-def]
+def use(monkeypatch: pytest.MonkeyPatch, settings) -> None:
     for name, value in settings.model_dump().items():
         if value is not None and not isinstance(value, dict):
             monkeypatch.setenv(name.upper(), str(value))
@@ -18,7 +18,7 @@ def use(monkeypatch: pytest.MonkeyPatch, settings) -> None:  # type: ignore[no-u
 
 def test_topics_ensure_is_idempotent_and_describe_shows_retention(
     kafka_bootstrap, monkeypatch, capsys
-):  # type: ignore[no-untyped-def]
+):
     settings = make_settings(kafka_bootstrap, create_topics=False)
     use(monkeypatch, settings)
     topics = layout(settings)
@@ -35,7 +35,7 @@ def test_topics_ensure_is_idempotent_and_describe_shows_retention(
     assert described.count("retention.ms=604800000") == len(topics.internal)
 
 
-def test_invalid_setting_exits_2_naming_the_variable(monkeypatch, capsys):  # type: ignore[no-untyped-def]
+def test_invalid_setting_exits_2_naming_the_variable(monkeypatch, capsys):
     monkeypatch.setenv("TRACE_DELAY_MINUTES", "later")
     assert main(["run"]) == 2
     err = capsys.readouterr().err
@@ -43,7 +43,7 @@ def test_invalid_setting_exits_2_naming_the_variable(monkeypatch, capsys):  # ty
     assert len(err.strip().splitlines()) == 1
 
 
-def test_unknown_adapter_exits_2(kafka_bootstrap, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+def test_unknown_adapter_exits_2(kafka_bootstrap, monkeypatch, capsys):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "carrier-pigeon")
     monkeypatch.setenv("METRICS_PORT", "0")

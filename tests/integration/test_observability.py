@@ -58,7 +58,7 @@ def by_trade(path: str, body: bytes) -> Reply:
 
 def test_metrics_health_and_logs_of_a_run(
     kafka_bootstrap, tracker: Tracker, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tracker.decide = by_trade
     tracker.respond(Reply(503))  # the very first post fails once and is retried
     port = free_port()
@@ -82,7 +82,7 @@ def test_metrics_health_and_logs_of_a_run(
         wait_for(lambda: _get(f"{base}/readyz") == 200, timeout=30, what="readiness")
         assert _get(f"{base}/healthz") == 200
 
-        def settled() -> dict:  # type: ignore[type-arg]
+        def settled() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             got = samples(httpx.get(f"{base}/metrics").text)
             done = got.get(("trust_traces_pushed_total", (("adapter", "webhook"),)), 0) == 4
             dead = got.get(
@@ -148,7 +148,7 @@ def _promtool_check(exposition: str, tmp_path: Path) -> None:
 
 def test_due_lag_rises_while_stopped_and_falls_after_resume(
     kafka_bootstrap, tracker: Tracker, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
     settings = make_settings(kafka_bootstrap)
     topics = layout(settings)
@@ -180,7 +180,7 @@ def test_due_lag_rises_while_stopped_and_falls_after_resume(
 
         def drained() -> bool:
             probe.refresh()
-            return metrics.due_lag.labels("webhook")._value.get() == 0
+            return bool(metrics.due_lag.labels("webhook")._value.get() == 0)
 
         wait_for(drained, timeout=20, what="due lag back to 0")
     probe.refresh()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,8 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
+from trace_stream.records import DeadLetter
+from trace_stream.settings import Settings
 from trace_stream.topics import layout
 
 FAST = "300ms,600ms,900ms,1200ms,1500ms"
@@ -32,19 +36,35 @@ def webhook(monkeypatch: pytest.MonkeyPatch, tracker: Tracker) -> Tracker:
 
 
 @pytest.fixture
-def alerts() -> Tracker:
+def alerts() -> Iterator[Tracker]:
     with Tracker() as t:
         yield t
 
 
-def dead_letters(settings):  # type: ignore[no-untyped-def]
+def progress(tracker: Tracker, by: int) -> Callable[[], bool]:
+    """True once the tracker has seen `by` more requests than now."""
+    seen = len(tracker.requests())
+    return lambda: len(tracker.requests()) >= seen + by
+
+
+def dead_letters_when(settings: Settings, count: int) -> Callable[[], list[DeadLetter]]:
+    """The dead letters once there are exactly `count` of them (else an empty list)."""
+
+    def check() -> list[DeadLetter]:
+        found = dead_letters(settings)
+        return found if len(found) == count else []
+
+    return check
+
+
+def dead_letters(settings: Settings) -> list[DeadLetter]:
     return [
-        codec.decode_dead_letter(m.value())
+        codec.decode_dead_letter(m.value() or b"")
         for m in read_topics(settings, layout(settings).dead_letter)
     ]
 
 
-def test_fails_twice_then_succeeds_spaced_by_the_tiers(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+def test_fails_twice_then_succeeds_spaced_by_the_tiers(kafka_bootstrap, webhook):
     webhook.respond(Reply(503), Reply(502))
     settings = make_settings(
         kafka_bootstrap, trace_delay_minutes=0, trace_retry_schedule="1s,2s,3s,4s,5s"
@@ -59,7 +79,7 @@ def test_fails_twice_then_succeeds_spaced_by_the_tiers(kafka_bootstrap, webhook)
     assert not dead_letters(settings)
 
 
-def test_always_503_gives_six_attempts_one_dead_letter_one_alert(kafka_bootstrap, webhook, alerts):  # type: ignore[no-untyped-def]
+def test_always_503_gives_six_attempts_one_dead_letter_one_alert(kafka_bootstrap, webhook, alerts):
     webhook.default = Reply(503)
     settings = make_settings(
         kafka_bootstrap,
@@ -85,7 +105,7 @@ def test_always_503_gives_six_attempts_one_dead_letter_one_alert(kafka_bootstrap
     assert "T-down" in text and "webhook" in text and "6 attempt" in text
 
 
-def test_401_is_permanent_one_attempt(kafka_bootstrap, webhook, alerts):  # type: ignore[no-untyped-def]
+def test_401_is_permanent_one_attempt(kafka_bootstrap, webhook, alerts):
     webhook.default = Reply(401)
     settings = make_settings(
         kafka_bootstrap, trace_delay_minutes=0, alert_webhook_url=f"{alerts.url}/hook"
@@ -100,7 +120,7 @@ def test_401_is_permanent_one_attempt(kafka_bootstrap, webhook, alerts):  # type
     ]
 
 
-def test_429_retry_after_lands_on_the_first_tier_long_enough(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+def test_429_retry_after_lands_on_the_first_tier_long_enough(kafka_bootstrap, webhook):
     webhook.respond(Reply(429, headers={"Retry-After": "1"}))
     settings = make_settings(
         kafka_bootstrap, trace_delay_minutes=0, trace_retry_schedule="200ms,2s,4s,6s,8s"
@@ -119,7 +139,7 @@ def test_429_retry_after_lands_on_the_first_tier_long_enough(kafka_bootstrap, we
     }
 
 
-def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bootstrap, webhook):
     settings = make_settings(kafka_bootstrap, trace_delay_minutes=0, trace_max_in_flight=16)
     invalid = {
         "T-noid": {"trade_id": ""},
@@ -133,19 +153,16 @@ def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bo
     }
     garbage = [b"\x00\x01\x02", b"{json: not avro}", b""]
     valid = [trade_event(f"T-{i:03d}") for i in range(100)]
-    stream: list[dict | bytes] = [
+    stream: list[dict[str, Any] | bytes] = [
         *valid,
         *garbage,
         *({**trade_event(k), **v} for k, v in invalid.items()),
-    ]  # type: ignore[type-arg]
+    ]
     random.Random(7).shuffle(stream)
     publish(settings, *stream)
     with running(settings) as service:
         wait_for(lambda: len(webhook.requests(ok=True)) >= 100, timeout=60, what="100 deliveries")
-        letters = wait_for(
-            lambda: len(dead_letters(settings)) == 8 and dead_letters(settings),
-            what="8 dead letters",
-        )
+        letters = wait_for(dead_letters_when(settings, 8), what="8 dead letters")
         assert not service.stop.is_set(), "the service must keep running"
     assert sorted({r.json()["trade_id"] for r in webhook.requests()}) == sorted(
         e["trade_id"] for e in valid
@@ -163,7 +180,7 @@ def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bo
         assert rule in details
 
 
-def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path: Path):
     rng = random.Random(3)
     tracker.respond(*[Reply(503) if rng.random() < 0.4 else Reply(200) for _ in range(400)])
     settings = make_settings(
@@ -182,12 +199,7 @@ def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path:
     for _ in range(2):  # kill it twice mid-flight ...
         proc = Process(env, tmp_path / "service.log")
         try:
-            seen = len(tracker.requests())
-            wait_for(
-                lambda seen=seen: len(tracker.requests()) >= seen + 15,  # type: ignore[misc]
-                timeout=60,
-                what="some progress",
-            )
+            wait_for(progress(tracker, by=15), timeout=60, what="some progress")
         finally:
             proc.close()  # SIGKILL
     assert not settled(), "the kills came too late to test anything"
@@ -199,7 +211,7 @@ def test_sigkill_while_routing_loses_nothing(kafka_bootstrap, tracker, tmp_path:
         proc.close()
 
 
-def test_rebalance_alone_posts_nothing_twice(kafka_bootstrap, webhook):  # type: ignore[no-untyped-def]
+def test_rebalance_alone_posts_nothing_twice(kafka_bootstrap, webhook):
     webhook.default = Reply(200, delay=0.1)  # keep posts in flight while partitions move
     settings = make_settings(
         kafka_bootstrap, trace_delay_minutes=0, trace_topic_partitions=4, trace_max_in_flight=4
@@ -223,7 +235,7 @@ def test_rebalance_alone_posts_nothing_twice(kafka_bootstrap, webhook):  # type:
 
 def test_sigterm_with_a_hanging_post_stops_within_the_bound(
     kafka_bootstrap, tracker, tmp_path: Path
-):  # type: ignore[no-untyped-def]
+):
     tracker.respond(Reply(200, delay=20))  # the first post hangs far past the shutdown bound
     settings = make_settings(
         kafka_bootstrap, trace_delay_minutes=0, trace_shutdown_timeout_seconds=1
@@ -249,7 +261,7 @@ def test_sigterm_with_a_hanging_post_stops_within_the_bound(
 
 def test_revoked_token_pauses_the_adapter_instead_of_dead_lettering_everything(
     kafka_bootstrap, webhook, alerts
-):  # type: ignore[no-untyped-def]
+):
     webhook.default = Reply(401)
     settings = make_settings(
         kafka_bootstrap,

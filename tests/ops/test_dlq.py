@@ -64,7 +64,9 @@ def test_dead_letters_listed_filtered_and_redriven(
     assert "matched 3, redriven 2, not redrivable (input events) 1" in done.out
     again = [
         d
-        for d in (codec.decode_delivery(m.value()) for m in read_topics(settings, topics.delay))
+        for d in (
+            codec.decode_delivery(m.value() or b"") for m in read_topics(settings, topics.delay)
+        )
         if d.errors
     ]
     assert sorted(d.trace.trade_id for d in again) == ["T-a", "T-b"]

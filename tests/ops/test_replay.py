@@ -87,7 +87,7 @@ def test_replay_bounded_by_time_offsets_and_adapter(kafka_bootstrap: str, cli: C
     assert ran.code == 0, ran.err
     assert "replay: read 3, scheduled 2, skipped 1, invalid 0" in ran.out
     delay = layout(settings).delay
-    scheduled = [codec.decode_delivery(m.value()) for m in read_topics(settings, delay)]
+    scheduled = [codec.decode_delivery(m.value() or b"") for m in read_topics(settings, delay)]
     assert sorted((d.trace.trade_id, d.adapters) for d in scheduled) == [
         ("T-both", ("myfxbook",)),
         ("T-fx", ("myfxbook",)),
@@ -98,7 +98,7 @@ def test_replay_bounded_by_time_offsets_and_adapter(kafka_bootstrap: str, cli: C
     assert "T-late  adapters=myfxbook,webhook" in every.out
 
     inputs = read_topics(settings, settings.trace_input_topic)
-    on_zero = {m.key().decode() for m in inputs if m.partition() == 0}
+    on_zero = {(m.key() or b"").decode() for m in inputs if m.partition() == 0}
     listed = cli("replay", "--from", "0:0", "--dry-run")
     assert {line.split()[0] for line in listed.out.splitlines() if line.startswith("T-")} == on_zero
 

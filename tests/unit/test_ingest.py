@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ ORIGIN = Origin(topic="trade.closed", partition=3, offset=42)
 ENABLED = frozenset({"webhook", "file"})
 
 
-def run(event: dict | bytes | None, **kw) -> Schedule | Skip | Reject:  # type: ignore[type-arg, no-untyped-def]
+def run(event: dict[str, Any] | bytes | None, **kw: Any) -> Schedule | Skip | Reject:
     value = codec.encode("trade_closed", event) if isinstance(event, dict) else event
     defaults = {
         "enabled_adapters": ENABLED,
@@ -66,7 +67,7 @@ def test_no_enabled_adapter_is_skipped() -> None:
         ),
     ],
 )
-def test_invalid_events_are_rejected_with_a_reason_and_no_personal_data(overrides, detail) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_events_are_rejected_with_a_reason_and_no_personal_data(overrides, detail) -> None:
     p = run({**trade_event("T-bad"), **overrides})
     assert isinstance(p, Reject)
     letter = p.letter

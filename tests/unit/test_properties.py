@@ -34,7 +34,7 @@ def histories(draw: st.DrawFn) -> tuple[list[int], list[int | None]]:
 
 @given(histories())
 @settings(max_examples=300, deadline=None)
-def test_commits_never_pass_unfinished_work_and_emit_each_record_once(history) -> None:  # type: ignore[no-untyped-def]
+def test_commits_never_pass_unfinished_work_and_emit_each_record_once(history) -> None:
     offsets, steps = history
     tracker = OffsetTracker()
     for offset in offsets:
@@ -81,7 +81,7 @@ OUTCOMES = st.one_of(
 )
 def test_routing_never_posts_early_and_never_retries_forever(
     tiers, max_retries, attempts, outcome
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     policy = RetryPolicy(tiers, tuple(f"r{i}" for i in range(len(tiers))), max_retries)
     delivery = TraceDelivery(

@@ -18,7 +18,9 @@ from trace_stream.registry import RegistryDecoder, RegistryUnavailable, framed
 
 def evolved_schema() -> dict[str, Any]:
     """The platform's newer schema: a field added (personal, at that), one with a default."""
-    schema = copy.deepcopy(json.loads((codec.schema_dir() / "trade_closed.avsc").read_text()))
+    schema: dict[str, Any] = copy.deepcopy(
+        json.loads((codec.schema_dir() / "trade_closed.avsc").read_text())
+    )
     schema["fields"].insert(5, {"name": "user_phone", "type": "string"})
     schema["fields"].append({"name": "venue", "type": "string", "default": "LMAX"})
     return schema

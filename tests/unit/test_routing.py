@@ -28,7 +28,7 @@ def delivery(attempt: int) -> TraceDelivery:
     )
 
 
-def go(attempt: int, outcome, max_retries: int = 5):  # type: ignore[no-untyped-def]
+def go(attempt: int, outcome, max_retries: int = 5):
     policy = RetryPolicy(TIERS, TOPICS, max_retries)
     return route(delivery(attempt), "webhook", outcome, policy=policy, now=NOW)
 
@@ -55,7 +55,7 @@ FAIL = Retriable("server_error", "HTTP 503")
         (3, Retriable("rate_limited", "HTTP 429", 1 * S), ("r.30m", 1800)),
     ],
 )
-def test_route_table(attempts_before, outcome, expected) -> None:  # type: ignore[no-untyped-def]
+def test_route_table(attempts_before, outcome, expected) -> None:
     r = go(attempts_before, outcome)
     if isinstance(expected, Done):
         assert r == expected

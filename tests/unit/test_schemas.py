@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trace_stream import codec
+from trace_stream.errors import InvalidEvent
 from trace_stream.records import DeadLetter, TraceDelivery
 
 EXAMPLES = sorted((codec.schema_dir() / "examples").glob("*/*.json"))
@@ -28,7 +29,11 @@ def test_example_round_trips(path: Path) -> None:
     for key, value in example.items():
         if key.endswith("_at") and isinstance(value, int):
             assert int(decoded[key].timestamp() * 1000) == value
-    model = {"trace_delivery": TraceDelivery, "dead_letter": DeadLetter}.get(name)
+    models: dict[str, type[TraceDelivery] | type[DeadLetter]] = {
+        "trace_delivery": TraceDelivery,
+        "dead_letter": DeadLetter,
+    }
+    model = models.get(name)
     if model is not None:  # the pydantic model agrees with the Avro schema
         dumped = model.model_validate(decoded).model_dump()
         assert codec.decode(name, codec.encode(name, dumped)) == decoded
@@ -38,12 +43,12 @@ def test_example_round_trips(path: Path) -> None:
     "garbage", [b"", b"\x00", b"not avro at all", b"\xff" * 64], ids=["empty", "nul", "text", "ff"]
 )
 def test_garbage_is_an_invalid_event_not_a_crash(garbage: bytes) -> None:
-    with pytest.raises(codec.InvalidEvent) as info:
+    with pytest.raises(InvalidEvent) as info:
         codec.decode("trade_closed", garbage)
     assert info.value.reason == "undecodable"
 
 
 def test_trailing_bytes_are_rejected() -> None:
     example = json.loads((codec.schema_dir() / "examples/trade_closed/eurusd_buy.json").read_text())
-    with pytest.raises(codec.InvalidEvent):
+    with pytest.raises(InvalidEvent):
         codec.decode("trade_closed", codec.encode("trade_closed", example) + b"extra")
