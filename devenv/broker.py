@@ -59,12 +59,17 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     return libs
 
 
+# Loaded once, here: the child between fork and exec must do as little as possible
+# (no library lookups), since the parent has threads.
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the broker's process before exec: get SIGTERM when the thread that started it
     dies (start the broker from a long-lived thread), so a killed test run or demo never
-    leaves a broker behind. Linux only."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    leaves a broker behind. Linux only; prctl is a plain system call."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _cluster_id() -> str:

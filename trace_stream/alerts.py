@@ -76,15 +76,15 @@ class Alerter:
     def paused(self, adapter: str, until: str) -> None:
         """An adapter's circuit breaker opened: deliveries to it wait in Kafka."""
         log.error(
-            "adapter paused after repeated auth failures",
+            "adapter paused after repeated permanent failures",
             extra={"adapter": adapter, "until": until},
         )
         self._metrics.alerts.labels(adapter, "adapter_paused").inc()
         if self._url and self._take_turn((adapter, "adapter_paused")) is not None:
             text = (
                 f":rotating_light: trace-stream paused deliveries to {adapter} until {until}: "
-                "the tracker keeps rejecting our credentials. Deliveries wait in Kafka; "
-                "fix the token and they resume."
+                "the tracker keeps rejecting our requests (credentials or body). Deliveries "
+                "wait in Kafka and resume once it accepts them again."
             )
             self._runner.submit(self._post(text))
 

@@ -1,10 +1,12 @@
 """A circuit breaker per adapter, for trackers that reject every request.
 
-When a tracker revokes the token, every delivery fails with an auth error and would
-be dead-lettered one after another. After `threshold` auth failures in a row the
-breaker opens: the deliverer holds its partitions, exactly as for a delivery that is
-not due yet, until `cooldown` has passed. Then deliveries flow again; one more auth
-failure reopens it, a success closes it. Deliveries waiting meanwhile stay in Kafka:
+When a tracker revokes the token, or a change on either side makes every body
+invalid, every delivery fails permanently and would be dead-lettered one after
+another. After `threshold` permanent failures in a row the breaker opens: the
+deliverer holds its partitions, exactly as for a delivery that is not due yet,
+until `cooldown` has passed. Then deliveries flow again; one more permanent failure
+reopens it, a success closes it. Retriable failures (an outage) do not count: the
+retry ladder already spaces those out. Deliveries waiting meanwhile stay in Kafka:
 nothing is dead-lettered while the breaker is open.
 """
 
@@ -31,7 +33,7 @@ class Breaker:
         self._failures = 0
         self._open_until = None
 
-    def auth_failure(self, now: datetime) -> bool:
+    def permanent_failure(self, now: datetime) -> bool:
         """Count one; True when this failure opened (or reopened) the breaker."""
         if not self._threshold:
             return False

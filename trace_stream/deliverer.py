@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from . import codec
-from .adapters.base import Adapter, BatchAdapter, Delivered, Outcome
+from .adapters.base import Adapter, BatchAdapter, Delivered, Outcome, Permanent
 from .aio import AsyncRunner
 from .alerts import Alerter
 from .batching import Batcher
@@ -224,7 +224,7 @@ class Deliverer:
         if isinstance(outcome, Delivered):
             self._breaker.success()
             self._metrics.adapter_paused.labels(self.adapter.name).set(0)
-        elif outcome.reason == "auth" and self._breaker.auth_failure(now):
+        elif isinstance(outcome, Permanent) and self._breaker.permanent_failure(now):
             until = self._breaker.closed_at(now)
             self._metrics.adapter_paused.labels(self.adapter.name).set(1)
             self._alerter.paused(self.adapter.name, until.isoformat() if until else "")

@@ -72,7 +72,7 @@ class Metrics:
         self.adapter_paused = Gauge(
             "trust_trace_adapter_paused",
             "1 while an adapter's circuit breaker holds its deliveries after repeated "
-            "auth failures.",
+            "permanent failures.",
             ["adapter"],
             registry=registry,
         )

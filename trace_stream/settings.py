@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     trace_max_in_flight: int = Field(default=64, ge=1)
     trace_breaker_threshold: int = Field(
-        default=10, ge=0, description="auth failures in a row that pause an adapter; 0: never"
+        default=10, ge=0, description="permanent failures in a row that pause an adapter; 0: never"
     )
     trace_breaker_cooldown_seconds: float = Field(default=300, gt=0)
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)

@@ -14,7 +14,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from .common import with_logger, wrap
+from .common import client_config, wrap
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class TopicSpec:
 
 class Admin:
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._a = AdminClient(with_logger(config))
+        self._a = AdminClient(client_config(config))
 
     def existing(self, timeout: float = 10) -> dict[str, int]:
         """Topic name -> partition count."""

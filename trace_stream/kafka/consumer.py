@@ -10,7 +10,7 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, Message, to_message, with_logger
+from .common import TP, Message, client_config, to_message
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Consumer:
         }
         self._on_assign = on_assign
         self._on_revoke = on_revoke
-        self._c = confluent_kafka.Consumer(with_logger(self._config))
+        self._c = confluent_kafka.Consumer(client_config(self._config))
 
     def subscribe(self, topics: Sequence[str]) -> None:
         def assigned(_: Any, parts: list[TopicPartition]) -> None:

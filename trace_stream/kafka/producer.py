@@ -10,7 +10,7 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, OutRecord, TransactionAborted, placement, with_logger, wrap
+from .common import TP, OutRecord, TransactionAborted, client_config, placement, wrap
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class TransactionalProducer:
     def __init__(self, config: Mapping[str, Any], transactional_id: str) -> None:
         self.transactional_id = transactional_id
         self._p = confluent_kafka.Producer(
-            with_logger({**config, "transactional.id": transactional_id, "linger.ms": 5})
+            client_config({**config, "transactional.id": transactional_id, "linger.ms": 5})
         )
         self._p.init_transactions(30)
 
@@ -73,7 +73,7 @@ class Producer:
     """A plain idempotent producer, for tools, demos and tests (not the data path)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._p = confluent_kafka.Producer(with_logger({**config, "enable.idempotence": True}))
+        self._p = confluent_kafka.Producer(client_config({**config, "enable.idempotence": True}))
 
     def produce(self, r: OutRecord) -> None:
         while True:

@@ -11,7 +11,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient
 
 from ..errors import KafkaError
-from .common import TP, Message, to_message, with_logger, wrap
+from .common import TP, Message, client_config, to_message, wrap
 
 
 class Reader:
@@ -19,10 +19,10 @@ class Reader:
     inspection) and for probing the head of a queue. Never commits."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._admin = AdminClient(with_logger(config))
+        self._admin = AdminClient(client_config(config))
         self._c = confluent_kafka.Consumer(
             {
-                **with_logger(config),
+                **client_config(config),
                 "group.id": "trace-stream-reader",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

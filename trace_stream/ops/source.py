@@ -22,9 +22,9 @@ Ranges = Mapping[TP, tuple[int, int]]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """The librdkafka settings (trace_stream.kafka routes librdkafka's own log lines to the Python
-    logger `librdkafka`, so a failed command prints one line, not one per reconnect)."""
-    return settings.kafka_config()
+    """The librdkafka settings, with librdkafka's own logging silenced: a command that
+    fails prints one line saying what to fix, not one `%3|...|FAIL|` line per retry."""
+    return {**settings.kafka_config(), "log_level": 0}
 
 
 def unreachable(settings: Settings, timeout: float, exc: Exception) -> str:
