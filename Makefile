@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy trace_stream devenv bench tests
 
 test: setup tools lint  ## everything CI runs
-	$(PY) -m pytest
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
