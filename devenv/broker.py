@@ -9,11 +9,8 @@ free loopback ports.
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -57,19 +54,6 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
         raise RuntimeError(f"mvn could not fetch Kafka {version}:\n{result.stdout}{result.stderr}")
     done.touch()
     return libs
-
-
-# Loaded once, here: the child between fork and exec must do as little as possible
-# (no library lookups), since the parent has threads.
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the broker's process before exec: get SIGTERM when the thread that started it
-    dies (start the broker from a long-lived thread), so a killed test run or demo never
-    leaves a broker behind. Linux only; prctl is a plain system call."""
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _cluster_id() -> str:
@@ -143,7 +127,6 @@ class LocalKafka:
             self._java("kafka.Kafka", str(config)),
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
             # Its own session: a Ctrl-C meant for the demo must not stop the broker
             # before the service has shut down against it.
             start_new_session=True,
