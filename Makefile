@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy trace_stream devenv bench tests
 
 test: setup tools lint  ## everything CI runs
-	PYTHONFAULTHANDLER=1 $(PY) -m pytest
+	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -84,6 +84,7 @@ class LocalKafka:
         self.log_path = self.workdir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
+        self._probe: AdminClient | None = None
 
     def _properties(self) -> str:
         return "\n".join(
@@ -136,7 +137,9 @@ class LocalKafka:
 
     def _wait_ready(self, timeout: float) -> None:
         # log_level 0: the probe's "connection refused" while the JVM starts is expected.
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        # Kept until stop(): dropping an admin client right after requests has crashed
+        # the interpreter in librdkafka's teardown.
+        self._probe = admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:

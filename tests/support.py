@@ -74,6 +74,20 @@ def trade_event(trade_id: str, **overrides: Any) -> dict[str, Any]:
     return event
 
 
+_ADMINS: dict[str, Admin] = {}
+
+
+def admin_for(settings: Settings) -> Admin:
+    """One admin client per cluster for the whole test session. Admin clients are
+    kept, not dropped after each use: tearing one down right after an admin request
+    has crashed the interpreter here (a segfault in librdkafka's background-queue
+    purge), so the tests do not create and destroy them by the dozen."""
+    bootstrap = settings.kafka_bootstrap_servers
+    if bootstrap not in _ADMINS:
+        _ADMINS[bootstrap] = Admin(settings.kafka_config())
+    return _ADMINS[bootstrap]
+
+
 def make_settings(bootstrap: str, *, create_topics: bool = True, **overrides: Any) -> Settings:
     """Settings isolated per test: own topics and consumer groups on the shared broker."""
     uid = uuid.uuid4().hex[:8]
@@ -94,7 +108,7 @@ def make_settings(bootstrap: str, *, create_topics: bool = True, **overrides: An
     settings = Settings(**values)
     if not create_topics:
         return settings
-    admin = Admin(settings.kafka_config())
+    admin = admin_for(settings)
     admin.create(specs(settings))
     admin.create([TopicSpec(settings.trace_input_topic, 2, 1, {})])
     return settings

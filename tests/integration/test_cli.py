@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import make_settings
+from tests.support import admin_for, make_settings
 from trace_stream.cli import main
-from trace_stream.kafka import Admin
 from trace_stream.topics import layout
 
 
@@ -28,7 +27,7 @@ def test_topics_ensure_is_idempotent_and_describe_shows_retention(
     assert first.count("created") == len(topics.internal)
     assert main(["topics", "ensure"]) == 0
     assert capsys.readouterr().out.count("exists") == len(topics.internal)
-    existing = Admin(settings.kafka_config()).existing()
+    existing = admin_for(settings).existing()
     assert {existing[t] for t in topics.internal} == {settings.trace_topic_partitions}
     assert main(["topics", "describe"]) == 0
     described = capsys.readouterr().out
