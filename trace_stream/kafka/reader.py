@@ -7,8 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
 from .common import TP, Message, client_config, to_message, wrap
@@ -19,7 +18,8 @@ class Reader:
     inspection) and for probing the head of a queue. Never commits."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._admin = AdminClient(client_config(config))
+        self._config = client_config(config)
+        self._group_handles: dict[str, confluent_kafka.Consumer] = {}
         self._c = confluent_kafka.Consumer(
             {
                 **client_config(config),
@@ -47,17 +47,26 @@ class Reader:
         }
 
     def committed(self, group: str, tps: Sequence[TP], timeout: float = 10) -> dict[TP, int]:
-        """The group's committed offset per partition; -1 where it has none."""
-        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(*tp) for tp in tps])]
+        """The group's committed offset per partition; -1 where it has none.
+
+        Asked through a consumer handle of that group that never joins it, not through
+        AdminClient.list_consumer_group_offsets: librdkafka 2.x (as bundled with
+        confluent-kafka 2.16) dereferences a consumer-group handle an admin client does
+        not have when the OffsetFetch answer carries a coordinator error, such as
+        "load in progress" on a freshly started broker, and the process segfaults
+        (seen here, core dump: rd_kafka_handle_OffsetFetch -> rd_kafka_cgrp_op).
+        """
+        if group not in self._group_handles:
+            self._group_handles[group] = confluent_kafka.Consumer(
+                {**self._config, "group.id": group, "enable.auto.commit": False}
+            )
         try:
-            futures = self._admin.list_consumer_group_offsets(request, request_timeout=timeout)
-            result = futures[group].result()
+            parts = self._group_handles[group].committed(
+                [TopicPartition(*tp) for tp in tps], timeout=timeout
+            )
         except KafkaException as exc:
             raise wrap(exc, f"committed offsets of {group}") from None
-        return {
-            (p.topic, p.partition): p.offset if p.offset >= 0 else -1
-            for p in result.topic_partitions
-        }
+        return {(p.topic, p.partition): p.offset if p.offset >= 0 else -1 for p in parts}
 
     def offsets_for_time(self, tps: Sequence[TP], ms: int, timeout: float = 10) -> dict[TP, int]:
         """The first offset at or after `ms` (epoch milliseconds) per partition; the end
@@ -107,4 +116,6 @@ class Reader:
         return out
 
     def close(self) -> None:
+        for handle in self._group_handles.values():
+            handle.close()
         self._c.close()
