@@ -65,7 +65,8 @@ def _cluster_id() -> str:
             return text
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -78,8 +79,8 @@ class LocalKafka:
         self.version = version
         self.heap = heap
         self.workdir = Path(tempfile.mkdtemp(prefix="trace-stream-kafka-"))
-        self.port = _free_port()
-        self.controller_port = _free_port()
+        self.port = free_port()
+        self.controller_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.log_path = self.workdir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None

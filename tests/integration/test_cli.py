@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import admin_for, make_settings
+from tests.support import admin_for, env_for, make_settings
 from trace_stream.cli import main
+from trace_stream.settings import Settings
 from trace_stream.topics import layout
 
 
-def use(monkeypatch: pytest.MonkeyPatch, settings) -> None:
-    for name, value in settings.model_dump().items():
-        if value is not None and not isinstance(value, dict):
-            monkeypatch.setenv(name.upper(), str(value))
+def use(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    for name, value in env_for(settings).items():
+        monkeypatch.setenv(name, value)
 
 
 def test_topics_ensure_is_idempotent_and_describe_shows_retention(

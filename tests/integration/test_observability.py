@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devenv.broker import free_port
 from devenv.tracker import Reply, Tracker
 from tests.support import (
     Process,
@@ -35,12 +35,6 @@ from trace_stream.topics import layout
 
 TOKEN = "tok-canary-Zx81"
 CACHE_BIN = Path(os.environ.get("TRACE_STREAM_CACHE", Path.home() / ".cache/trace-stream")) / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

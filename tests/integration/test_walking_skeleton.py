@@ -6,8 +6,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import confluent_kafka
-
 from devenv.tracker import Reply, Tracker
 from tests.support import (
     Process,
@@ -21,16 +19,11 @@ from tests.support import (
     wait_for,
 )
 from trace_stream.kafka import OutRecord, Producer
+from trace_stream.kafka.common import to_message
 from trace_stream.records import Origin, TraceDelivery
 from trace_stream.redact import ALLOWED_FIELDS, redact
 from trace_stream.scheduler import delivery_record
 from trace_stream.topics import layout
-
-
-def header_values(m: confluent_kafka.Message) -> list[bytes]:
-    raw = m.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return [v if isinstance(v, bytes) else (v or "").encode() for _, v in pairs]
 
 
 def webhook_env(monkeypatch, tracker: Tracker, token: str = "tok-secret-canary") -> None:
@@ -87,7 +80,7 @@ def test_internal_topics_hold_no_personal_value(kafka_bootstrap, tracker, monkey
         for m in records
         for e in [*events, trade_event("T-bad")]
         for value in canaries(e["trade_id"]).values()
-        if value.encode() in (m.value() or b"") + b"".join(header_values(m))
+        if value.encode() in (m.value() or b"") + b"".join(v for _, v in to_message(m).headers)
     ]
     assert not leaks
 

@@ -8,18 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from devenv.tracker import Received
 from tests.support import env_for
 from trace_stream import cli as trace_cli
 from trace_stream import logs
 from trace_stream.settings import Settings
 
 _OURS = ("TRACE_", "KAFKA_", "WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "ALERT_", "LOG_")
-
-
-def idempotency_key(request: Received) -> str:
-    """The request's Idempotency-Key, whatever case the client sent it in."""
-    return next(v for k, v in request.headers.items() if k.lower() == "idempotency-key")
 
 
 @dataclass(frozen=True)

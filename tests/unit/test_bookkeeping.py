@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.support import trade_event
+from trace_stream.batching import Batcher
 from trace_stream.delay import DelayGate
 from trace_stream.kafka import OutRecord
 from trace_stream.offsets import OffsetTracker
+from trace_stream.records import Origin, TraceDelivery
+from trace_stream.redact import redact
 
 A, B = ("t", 0), ("t", 1)
 
@@ -64,11 +68,6 @@ def test_gate_holds_until_due_and_bounds_the_poll_wait() -> None:
 
 
 def test_batches_cut_at_size_age_and_key_and_wait_for_the_previous_commit() -> None:
-    from tests.support import trade_event
-    from trace_stream.batching import Batcher
-    from trace_stream.records import Origin, TraceDelivery
-    from trace_stream.redact import redact
-
     def item(day: int) -> TraceDelivery:
         closed = datetime(2026, 1, day, 12, tzinfo=UTC)
         return TraceDelivery(

@@ -67,7 +67,7 @@ def run(
     delay = layout(settings).delay
     source.require(settings, delay)
     entries = list(dead_letters.read(settings, Filter(args.adapter, args.reason)))
-    producer = None if args.dry_run else Producer(source.client_config(settings))
+    producer = None if args.dry_run else Producer(source.quiet_config(settings))
     tally: Counter[str] = Counter()
     now = clock()
     for e in entries:

@@ -92,7 +92,7 @@ def run(
     with source.reader(settings) as r:
         ranges = positions.ranges(r, topics.input, args.start, args.stop)
         progress = source.progress_for(ranges, "replay")
-        producer = None if args.dry_run else Producer(source.client_config(settings))
+        producer = None if args.dry_run else Producer(source.quiet_config(settings))
         sink = _Sink(topics.delay, producer, progress)
         decode = input_decoder(settings)
         for m in source.read(r, ranges, progress):

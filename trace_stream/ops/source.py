@@ -21,7 +21,7 @@ CONNECT_TIMEOUT = 10.0
 Ranges = Mapping[TP, tuple[int, int]]
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
+def quiet_config(settings: Settings) -> dict[str, Any]:
     """The librdkafka settings, with librdkafka's own logging silenced: a command that
     fails prints one line saying what to fix, not one `%3|...|FAIL|` line per retry."""
     return {**settings.kafka_config(), "log_level": 0}
@@ -41,7 +41,7 @@ def topics_on_broker(settings: Settings, timeout: float | None = None) -> dict[s
     Raises TraceStreamError with a one-line message when the broker does not answer."""
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
-        return Admin(client_config(settings)).existing(timeout)
+        return Admin(quiet_config(settings)).existing(timeout)
     except KafkaError as exc:
         raise TraceStreamError(unreachable(settings, timeout, exc)) from None
 
@@ -60,7 +60,7 @@ def require(settings: Settings, *topics: str) -> None:
 @contextmanager
 def reader(settings: Settings) -> Iterator[Reader]:
     """A Reader that is closed on exit. Call `require` first for a clear error."""
-    r = Reader(client_config(settings))
+    r = Reader(quiet_config(settings))
     try:
         yield r
     finally:
