@@ -70,18 +70,21 @@ class Service:
         )
         self.health = Health(["schedule", *(f"deliver.{name}" for name in built)])
         self._spawn("scheduler", self._scheduler(topics).run)
+        deliverers = {
+            name: self._deliverer(topics, adapter, alerter) for name, adapter in built.items()
+        }
         probe = BacklogProbe(
             reader=Reader(s.kafka_config()),
             groups={name: self._group(name) for name in built},
             topics=topics,
             metrics=self.metrics,
             clock=self.clock,
+            positions={name: d.read_positions for name, d in deliverers.items()},
         )
         self._spawn(
             "backlog", functools.partial(probe.run, interval=s.trace_backlog_refresh_seconds)
         )
-        for name, adapter in built.items():
-            deliverer = self._deliverer(topics, adapter, alerter)
+        for name, deliverer in deliverers.items():
             run = functools.partial(
                 deliverer.run, shutdown_timeout=s.trace_shutdown_timeout_seconds
             )
@@ -130,6 +133,10 @@ class Service:
             health=self.health,
             clock=self.clock,
             max_in_flight=s.trace_max_in_flight,
+            max_buffered=s.trace_max_buffered,
+            # Later than this no valid delivery can be due: the scheduler rejects close
+            # times beyond the clock skew, and retries wait one tier at most.
+            max_ahead=s.delay + 2 * s.max_clock_skew + max(s.retry_tiers),
             breaker=Breaker(
                 s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
             ),

@@ -3,13 +3,18 @@
 For every adapter's consumer group and every delay/retry partition:
 
   trust_trace_queue_pending{adapter,topic}  end offset - committed offset
-  trust_trace_due_lag_seconds{adapter}      now - due time of the oldest uncommitted
-                                            record, when it is already due (else 0)
+  trust_trace_due_lag_seconds{adapter}      how long the oldest overdue delivery has
+                                            waited (0 when none is overdue)
 
 Delay topics always have consumer lag by design, so raw lag says little; due lag is
-the signal for alerts and autoscaling. Both are read from the broker, not from this
-process's memory, so they stay right while the deliverers are stopped or stuck.
-Pending counts include transaction markers, so it can read a little high.
+the signal for alerts and autoscaling. The deliverer reports the due lag of what it
+holds in memory; this probe adds what it has not read: for a partition the deliverer
+reads, up to `sample` records from its read position on (records it cannot read
+because its buffer is full, or because it is stuck); for any other partition (not
+assigned here, or not read yet), the record at the committed offset. Both are read
+from the broker, not from this process's memory, so they stay right while a
+deliverer is stopped or stuck. Pending counts include transaction markers, so it can
+read a little high.
 """
 
 from __future__ import annotations
@@ -37,10 +42,15 @@ class BacklogProbe:
         topics: Topics,
         metrics: Metrics,
         clock: Callable[[], datetime],
+        positions: Mapping[str, Callable[[], Mapping[TP, int]]] | None = None,
+        sample: int = 100,
     ) -> None:
-        """`groups` maps each adapter name to its deliverer's consumer group."""
+        """`groups` maps each adapter name to its deliverer's consumer group, `positions`
+        to a function giving its deliverer's next offset to read per partition."""
         self._reader = reader
         self._groups = dict(groups)
+        self._positions = dict(positions or {})
+        self._sample = sample
         self._queues = [topics.delay, *dict.fromkeys(topics.retries)]
         self._metrics = metrics
         self._clock = clock
@@ -50,22 +60,25 @@ class BacklogProbe:
         marks = self._reader.watermarks(tps)
         for adapter, group in self._groups.items():
             committed = self._reader.committed(group, tps)
-            heads: dict[TP, tuple[int, int]] = {}
+            reading = self._positions.get(adapter, dict)()
+            unread: dict[TP, tuple[int, int]] = {}
             pending = dict.fromkeys(self._queues, 0)
             for tp in tps:
                 low, high = marks[tp]
                 position = max(committed.get(tp, -1), low)
                 pending[tp[0]] += max(0, high - position)
-                if position < high:
-                    heads[tp] = (position, position + 1)
-            for topic, count in pending.items():
-                self._metrics.queue_pending.labels(adapter, topic).set(count)
-            self._metrics.due_lag.labels(adapter).set(self._due_lag(adapter, heads))
+                start = max(position, reading.get(tp, position))
+                count = self._sample if tp in reading else 1
+                if start < high:
+                    unread[tp] = (start, min(high, start + count))
+            for topic, n in pending.items():
+                self._metrics.queue_pending.labels(adapter, topic).set(n)
+            self._metrics.report_due_lag(adapter, "kafka", self._due_lag(adapter, unread))
 
-    def _due_lag(self, adapter: str, heads: dict[TP, tuple[int, int]]) -> float:
+    def _due_lag(self, adapter: str, ranges: dict[TP, tuple[int, int]]) -> float:
         now = self._clock()
         lag = 0.0
-        for m in self._reader.read(heads, timeout=10):
+        for m in self._reader.read(ranges, timeout=10):
             try:
                 delivery = codec.decode_delivery(m.value or b"")
             except InvalidEvent:

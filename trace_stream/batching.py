@@ -13,6 +13,7 @@ duplicating.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from datetime import datetime
 
 from .kafka import TP
 from .records import TraceDelivery
@@ -78,6 +79,10 @@ class Batcher:
     def release(self, tps: Iterable[TP]) -> None:
         """The batches of `tps` are committed: their partitions may start the next one."""
         self._busy.difference_update(tps)
+
+    def oldest_due(self) -> datetime | None:
+        """The earliest due time among the deliveries waiting for their batch."""
+        return min((d.due_at for items in self._open.values() for _, d in items), default=None)
 
     def wait_seconds(self, now: float, cap: float) -> float:
         waiting = [t for tp, t in self._since.items() if tp not in self._busy]

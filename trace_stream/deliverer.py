@@ -4,12 +4,20 @@ One Deliverer per adapter, each with its own consumer group, so every adapter ha
 its own committed position: one tracker failing or slow never holds back another.
 
 The loop, all on one thread (posts run on the AsyncRunner):
-  1. resume partitions whose held head became due;
-  2. collect finished posts and route their outcomes;
-  3. consume; a record not yet due pauses its partition and seeks back to it;
-     a due record starts a post;
-  4. commit the finished prefix: routed records and offsets in one transaction,
-     then run its effects (alerts).
+  1. collect finished posts and route their outcomes;
+  2. release the deliveries that fell due (each at its own due time, see
+     `lookahead`) to posts, at most `max_in_flight` at once, unless the circuit
+     breaker is open;
+  3. consume: every delivery read waits in the look-ahead buffer until due. The
+     buffer holds at most `max_buffered` unfinished deliveries; past that, a record
+     read pauses its partition and is read again once there is room;
+  4. commit the contiguous finished prefix: routed records and offsets in one
+     transaction, then run its effects (alerts).
+
+A crash re-posts what was posted beyond the committed prefix (at most the buffer),
+with the same idempotency keys. A delivery due further ahead than `max_ahead` cannot
+have come from a valid event: it is dead-lettered (`due_out_of_range`) instead of
+being held until then.
 """
 
 from __future__ import annotations
@@ -26,10 +34,10 @@ from .aio import AsyncRunner
 from .alerts import Alerter
 from .batching import Batcher
 from .breaker import Breaker
-from .delay import DelayGate
 from .errors import InvalidEvent
 from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
+from .lookahead import InOrder, Lookahead, Timers
 from .metrics import Metrics
 from .offsets import OffsetTracker
 from .posting import Poster, Work
@@ -57,6 +65,8 @@ class Deliverer:
         clock: Callable[[], datetime],
         breaker: Breaker | None = None,
         max_in_flight: int = 64,
+        max_buffered: int = 10_000,
+        max_ahead: timedelta = timedelta(days=1),
         post_timeout: float = 60,
         flush_interval: float = 0.1,
     ) -> None:
@@ -71,8 +81,8 @@ class Deliverer:
         self.stage = f"deliver.{adapter.name}"
         self._clock = clock
         self._max_in_flight = max_in_flight
+        self._max_ahead = max_ahead
         self._flush_interval = flush_interval
-        self._gate = DelayGate()
         self._breaker = breaker or Breaker(0, timedelta(0))
         self._tracker = OffsetTracker()
         self._posts = Poster(adapter, runner, metrics, post_timeout)
@@ -85,9 +95,17 @@ class Deliverer:
             if isinstance(adapter, BatchAdapter)
             else None
         )
-        self._last_flush = 0.0
+        # Batch files are named after their first offset: they need offset order.
+        self._ahead: Lookahead = Timers() if self._batcher is None else InOrder()
         # A batch adapter needs room for whole batches, one in flight and one filling.
-        self._limit = max(max_in_flight, 2 * self._batcher.size if self._batcher else 0)
+        self._limit = max(
+            max_buffered, max_in_flight, 2 * self._batcher.size if self._batcher else 0
+        )
+        self._paused: set[TP] = set()
+        self._next: dict[TP, int] = {}  # next offset to read, per partition
+        self._positions: dict[TP, int] = {}  # a snapshot of it for the backlog probe
+        self._last_flush = 0.0
+        self._last_report = 0.0
 
     # -- the loop -------------------------------------------------------------------
 
@@ -102,74 +120,132 @@ class Deliverer:
 
     def step(self) -> None:
         self._health.beat(self.stage)
-        now = self._clock()
-        released = self._gate.release_due(now)
-        if released:
-            log.debug("partitions released", extra={"partitions": released})
-            self._consumer.resume(released)
         self._collect()
+        self._release(self._clock())
+        self._throttle()
         room = self._limit - self._tracker.unfinished()
-        if room <= 0:
-            self._posts.wait(0.1, first=True)
-        else:
-            cap = 0.05 if self._posts else 0.5
-            if self._batcher is not None:
-                cap = self._batcher.wait_seconds(time.monotonic(), cap)
-            for m in self._consumer.consume(room, self._gate.wait_seconds(now, cap)):
-                self._accept(m)
+        for m in self._consumer.consume(min(500, max(1, room)), self._poll_timeout()):
+            self._accept(m)
+        now = self._clock()
+        self._release(now)
         if self._batcher is not None:
             for tp, items in self._batcher.ready(time.monotonic()):
                 self._posts.submit(Work(tp, tuple(items)))
         if time.monotonic() - self._last_flush >= self._flush_interval:
             self._flush()
+        self._report(now)
+
+    def read_positions(self) -> dict[TP, int]:
+        """The next offset this deliverer will read, per partition it has read from
+        (a snapshot, safe to call from another thread)."""
+        return self._positions
+
+    def _poll_timeout(self) -> float:
+        """How long consume may block: until a post may finish or a delivery falls due."""
+        if self._batcher is None and len(self._posts) >= self._max_in_flight:
+            self._posts.wait(0.05, first=True)  # no slot: only a finished post can help
+            return 0.0
+        now = self._clock()
+        cap = 0.05 if self._posts else 0.5
+        due = self._ahead.next_due()
+        if due is not None:
+            due = max(due, self._breaker.closed_at(now) or due)
+            cap = min(cap, max(0.0, (due - now).total_seconds()))
+        if self._batcher is not None:
+            cap = self._batcher.wait_seconds(time.monotonic(), cap)
+        return cap
+
+    def _release(self, now: datetime) -> None:
+        """Start the posts of the deliveries that are due, as slots allow."""
+        if self._breaker.closed_at(now) is not None:
+            return  # the breaker is open: due deliveries wait in memory and in Kafka
+        if self._batcher is not None:
+            for tp, offset, delivery in self._ahead.pop_due(now, len(self._ahead)):
+                self._batcher.add(tp, offset, delivery, time.monotonic())
+            return
+        slots = self._max_in_flight - len(self._posts)
+        for tp, offset, delivery in self._ahead.pop_due(now, slots):
+            self._posts.submit(Work(tp, ((offset, delivery),)))
+
+    def _throttle(self) -> None:
+        """Resume the partitions paused for lack of room once a tenth of it is free."""
+        if self._paused and self._tracker.unfinished() <= self._limit - max(1, self._limit // 10):
+            self._consumer.resume(list(self._paused))
+            self._paused.clear()
 
     def _accept(self, m: Message) -> None:
-        if self._gate.is_held(m.tp):
-            return  # fetched past a held head; it is read again after the resume
+        if m.tp in self._paused:
+            return  # fetched past the pause point; read again after the resume
+        if self._tracker.unfinished() >= self._limit:
+            self._consumer.pause([m.tp])
+            self._consumer.seek(m.tp, m.offset)
+            self._paused.add(m.tp)
+            self._next[m.tp] = m.offset
+            log.debug(
+                "buffer full, partition paused", extra={"topic": m.topic, "partition": m.partition}
+            )
+            return
+        self._next[m.tp] = m.offset + 1
         targets = m.header("trace.adapters")
         if targets is not None and self.adapter.name not in targets.decode().split(","):
             self._tracker.skip(m.tp, m.offset)
             return
-        source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
         try:
             delivery = codec.decode_delivery(m.value or b"")
         except InvalidEvent as exc:
-            letter = DeadLetter(
-                reason=exc.reason,
-                detail=exc.detail,
-                adapter=self.adapter.name,
-                dead_at=self._clock(),
-                origin=source,
-            )
-            self._tracker.start(m.tp, m.offset)
-            self._tracker.finish(
-                m.tp, m.offset, [dead_letter_record(self._topics.dead_letter, letter, source)]
-            )
+            self._reject(m, exc.reason, exc.detail)
             return
         if self.adapter.name not in delivery.adapters:
             self._tracker.skip(m.tp, m.offset)
             return
-        now = self._clock()
-        wait_until = max(delivery.due_at, self._breaker.closed_at(now) or delivery.due_at)
-        if wait_until > now:
-            self._consumer.pause([m.tp])
-            self._consumer.seek(m.tp, m.offset)
-            self._gate.hold(m.tp, wait_until)
-            log.debug(
-                "partition held",
-                extra={
-                    "topic": m.topic,
-                    "partition": m.partition,
-                    "offset": m.offset,
-                    "until": wait_until.isoformat(),
-                },
-            )
+        if delivery.due_at > self._clock() + self._max_ahead:
+            self._reject(m, "due_out_of_range", f"due more than {self._max_ahead} ahead")
             return
         self._tracker.start(m.tp, m.offset)
+        self._ahead.add(m.tp, m.offset, delivery)
+
+    def _reject(self, m: Message, reason: str, detail: str) -> None:
+        """Dead-letter a record that cannot become a post."""
+        source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
+        letter = DeadLetter(
+            reason=reason,
+            detail=detail,
+            adapter=self.adapter.name,
+            dead_at=self._clock(),
+            origin=source,
+        )
+        log.warning(
+            "delivery dead-lettered",
+            extra={
+                "reason": reason,
+                "detail": detail,
+                "topic": m.topic,
+                "partition": m.partition,
+                "offset": m.offset,
+            },
+        )
+        self._tracker.start(m.tp, m.offset)
+        self._tracker.finish(
+            m.tp,
+            m.offset,
+            [dead_letter_record(self._topics.dead_letter, letter, source)],
+            [lambda: self._metrics.dead_lettered.labels(self.adapter.name, reason).inc()],
+        )
+
+    def _report(self, now: datetime) -> None:
+        """Twice a second: the due lag of what this deliverer holds, its buffer, and the
+        read positions for the backlog probe."""
+        if time.monotonic() - self._last_report < 0.5:
+            return
+        self._last_report = time.monotonic()
+        held = [self._ahead.oldest_due(), self._posts.oldest_due()]
         if self._batcher is not None:
-            self._batcher.add(m.tp, m.offset, delivery, time.monotonic())
-        else:
-            self._posts.submit(Work(m.tp, ((m.offset, delivery),)))
+            held.append(self._batcher.oldest_due())
+        oldest = min((t for t in held if t is not None), default=None)
+        lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        self._metrics.report_due_lag(self.adapter.name, "memory", lag)
+        self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
+        self._positions = dict(self._next)
 
     def _collect(self) -> None:
         for work, outcome in self._posts.finished():
@@ -256,8 +332,10 @@ class Deliverer:
         self._tracker.forget()
         if self._batcher is not None:
             self._batcher.forget()
-        self._consumer.resume(list(self._gate.held()))
-        self._gate.forget(list(self._gate.held()))
+        self._ahead.forget()
+        self._consumer.resume(list(self._paused))
+        self._paused.clear()
+        self._next.clear()
         self._consumer.rewind()
 
     def _drain(self, timeout: float, tps: list[TP] | None = None) -> None:
@@ -279,7 +357,13 @@ class Deliverer:
         rebalance alone never posts a record twice."""
         self._drain(timeout=10, tps=tps)
         self._tracker.forget(tps)
-        self._gate.forget(tps)
+        self._ahead.forget(tps)
         if self._batcher is not None:
             self._batcher.forget(tps)
         self._posts.forget(tps)
+        paused = self._paused.intersection(tps)
+        if paused:
+            self._consumer.resume(list(paused))
+            self._paused -= paused
+        for tp in tps:
+            self._next.pop(tp, None)

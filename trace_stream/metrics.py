@@ -6,6 +6,8 @@ reasons); never a trade id, user data or a URL.
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -47,7 +49,17 @@ class Metrics:
         )
         self.due_lag = Gauge(
             "trust_trace_due_lag_seconds",
-            "How far past its due time the oldest waiting delivery is (0 when none is due).",
+            "How far past its due time the oldest delivery not yet posted is (0 when none "
+            "is overdue): read, unread, or behind a record that is not due.",
+            ["adapter"],
+            registry=registry,
+        )
+        self._lag_parts: dict[tuple[str, str], float] = {}
+        self._lag_lock = threading.Lock()
+        self.buffered = Gauge(
+            "trust_trace_buffered",
+            "Deliveries an adapter's deliverer holds in memory, read ahead of its committed "
+            "position (bounded by TRACE_MAX_BUFFERED).",
             ["adapter"],
             registry=registry,
         )
@@ -81,3 +93,12 @@ class Metrics:
             "Alert webhook posts that failed.",
             registry=registry,
         )
+
+    def report_due_lag(self, adapter: str, source: str, seconds: float) -> None:
+        """One source's view of an adapter's due lag; the gauge shows the largest. The
+        deliverer reports what it holds in memory, the backlog probe what it reads from
+        Kafka beyond the deliverer's read position."""
+        with self._lag_lock:
+            self._lag_parts[(adapter, source)] = seconds
+            worst = max(v for (a, _), v in self._lag_parts.items() if a == adapter)
+            self.due_lag.labels(adapter).set(worst)

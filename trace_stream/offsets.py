@@ -37,9 +37,14 @@ class Batch:
 class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[TP, OrderedDict[int, _Slot]] = {}
+        self._unfinished: dict[TP, int] = {}
 
     def start(self, tp: TP, offset: int) -> None:
-        self._parts.setdefault(tp, OrderedDict())[offset] = _Slot()
+        slots = self._parts.setdefault(tp, OrderedDict())
+        old = slots.get(offset)
+        if old is None or old.done:
+            self._unfinished[tp] = self._unfinished.get(tp, 0) + 1
+        slots[offset] = _Slot()
 
     def finish(
         self,
@@ -52,6 +57,8 @@ class OffsetTracker:
         slot = slots.get(offset) if slots is not None else None
         if slot is None:
             return  # the partition was revoked or rewound meanwhile
+        if not slot.done:
+            self._unfinished[tp] -= 1
         slot.done = True
         slot.records.extend(records)
         slot.effects.extend(effects)
@@ -76,15 +83,11 @@ class OffsetTracker:
         return batch
 
     def unfinished(self, tps: Iterable[TP] | None = None) -> int:
-        wanted = self._parts.keys() if tps is None else set(tps)
-        return sum(
-            1
-            for tp, slots in self._parts.items()
-            if tp in wanted
-            for s in slots.values()
-            if not s.done
-        )
+        """Offsets started and not finished (of `tps`); O(partitions)."""
+        wanted = self._unfinished.keys() if tps is None else tps
+        return sum(self._unfinished.get(tp, 0) for tp in wanted)
 
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         for tp in list(self._parts if tps is None else tps):
             self._parts.pop(tp, None)
+            self._unfinished.pop(tp, None)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 from .adapters.base import (
@@ -70,6 +71,10 @@ class Poster:
         if pending:
             when = "FIRST_COMPLETED" if first else "ALL_COMPLETED"
             concurrent.futures.wait(pending, timeout=timeout, return_when=when)
+
+    def oldest_due(self) -> datetime | None:
+        """The earliest due time among the posts in flight."""
+        return min((d.due_at for w in self._posts.values() for _, d in w.items), default=None)
 
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         """Stop tracking posts (of `tps`); their outcomes, when they come, are ignored."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     )
 
     trace_delay_minutes: float = Field(default=5, ge=0)
+    trace_max_clock_skew: str = Field(
+        default="5m", description="how far in the future a closed_at or opened_at may be"
+    )
+    trace_earliest_close: datetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="closed_at and opened_at before this are input errors",
+    )
+    trace_max_buffered: int = Field(
+        default=10_000,
+        ge=1,
+        description="deliveries one adapter holds in memory ahead of its committed position",
+    )
     trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")
     trace_retry_backoff_base: float = Field(default=5, gt=0)
     trace_retry_schedule: str | None = None
@@ -105,6 +117,17 @@ class Settings(BaseSettings):
             [parse_duration(part) for part in value.split(",")]
         return value
 
+    @field_validator("trace_max_clock_skew")
+    @classmethod
+    def _check_skew(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("trace_earliest_close")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
     @field_validator("trace_enabled_adapters")
     @classmethod
     def _check_adapters(cls, value: str) -> str:
@@ -115,6 +138,10 @@ class Settings(BaseSettings):
     @property
     def delay(self) -> timedelta:
         return timedelta(minutes=self.trace_delay_minutes)
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        return parse_duration(self.trace_max_clock_skew)
 
     @property
     def enabled_adapters(self) -> tuple[str, ...]:

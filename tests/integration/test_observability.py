@@ -25,6 +25,7 @@ from tests.support import (
     trade_event,
     wait_for,
 )
+from trace_stream import app
 from trace_stream.backlog import BacklogProbe
 from trace_stream.kafka import Producer, Reader
 from trace_stream.metrics import Metrics
@@ -181,3 +182,57 @@ def test_due_lag_rises_while_stopped_and_falls_after_resume(
     assert (
         metrics.queue_pending.labels("webhook", topics.delay)._value.get() <= 2
     )  # commit markers only
+
+
+@pytest.mark.parametrize("adapter", ["webhook", "file"])
+def test_due_lag_sees_due_deliveries_waiting_behind_one_not_yet_due(
+    kafka_bootstrap, tracker: Tracker, monkeypatch, tmp_path: Path, adapter: str
+) -> None:
+    """webhook: a buffer of one delivery, filled by the one not yet due, leaves the due
+    ones behind it unread in Kafka (the probe reads them). file: batches keep offset
+    order, so the due ones wait in memory behind it (the deliverer reports them)."""
+    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
+    monkeypatch.setenv("FILE_EXPORT_DIR", str(tmp_path / "export"))
+    monkeypatch.setenv("FILE_EXPORT_BATCH_MAX_AGE_SECONDS", "0.2")
+    tight = {"trace_max_buffered": 1, "trace_max_in_flight": 1} if adapter == "webhook" else {}
+    settings = make_settings(
+        kafka_bootstrap,
+        trace_topic_partitions=1,
+        trace_enabled_adapters=adapter,
+        trace_backlog_refresh_seconds=0.5,
+        **tight,
+    )
+    topics = layout(settings)
+    producer = Producer(settings.kafka_config())
+
+    def lag(service: app.Service) -> float:
+        return float(service.metrics.due_lag.labels(adapter)._value.get())
+
+    def delivered() -> set[str]:
+        if adapter == "webhook":
+            return {r.json()["trade_id"] for r in tracker.requests(ok=True)}
+        return {
+            json.loads(line)["trade_id"]
+            for f in (tmp_path / "export").rglob("*.jsonl")
+            for line in f.read_text().splitlines()
+        }
+
+    with running(settings) as service:
+        wait_for(lambda: service.health.ready()[0], what="the deliverer to join")
+        now = datetime.now(UTC)
+        head_due = now + timedelta(seconds=10)
+        for i, due in enumerate([head_due] + [now - timedelta(seconds=30)] * 3):
+            delivery = TraceDelivery(
+                trace=redact(trade_event(f"T-{i}")),
+                adapters=(adapter,),
+                due_at=due,
+                origin=Origin(topic=settings.trace_input_topic, partition=0, offset=i),
+            )
+            producer.produce(delivery_record(topics.delay, delivery))
+        producer.flush()
+        rose = wait_for(lambda: lag(service) >= 30, timeout=8, what="the due lag to rise")
+        assert datetime.now(UTC) < head_due and rose
+        assert delivered() == set(), "nothing may go out before the head is due"
+        wait_for(lambda: len(delivered()) == 4, timeout=20, what="all four deliveries")
+        assert datetime.now(UTC) >= head_due
+        wait_for(lambda: lag(service) == 0, timeout=10, what="the due lag back to 0")

@@ -1,13 +1,17 @@
-"""The offset tracker and the delay gate: pure bookkeeping of the delivery loop."""
+"""The offset tracker, the look-ahead buffers and the batcher: pure bookkeeping of the
+delivery loop."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.support import trade_event
 from trace_stream.batching import Batcher
-from trace_stream.delay import DelayGate
 from trace_stream.kafka import OutRecord
+from trace_stream.lookahead import InOrder, Lookahead, Timers
 from trace_stream.offsets import OffsetTracker
 from trace_stream.records import Origin, TraceDelivery
 from trace_stream.redact import redact
@@ -52,19 +56,74 @@ def test_forgotten_partitions_ignore_late_finishes() -> None:
     assert not t.take()
 
 
-def test_gate_holds_until_due_and_bounds_the_poll_wait() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    g = DelayGate()
-    assert g.wait_seconds(now, cap=0.5) == 0.5
-    g.hold(A, now + timedelta(seconds=0.2))
-    g.hold(B, now + timedelta(seconds=10))
-    assert g.wait_seconds(now, cap=0.5) == 0.2
-    assert g.release_due(now) == []
-    assert g.release_due(now + timedelta(seconds=0.2)) == [A]
-    assert g.is_held(B)
-    assert not g.is_held(A)
-    g.forget([B])
-    assert g.release_due(now + timedelta(days=1)) == []
+def _delivery(trade_id: str, due: datetime) -> TraceDelivery:
+    return TraceDelivery(
+        trace=redact(trade_event(trade_id, closed_at=due - timedelta(minutes=5))),
+        adapters=("webhook",),
+        due_at=due,
+        origin=Origin(topic="in", partition=0, offset=0),
+    )
+
+
+def test_timers_release_each_record_at_its_own_due_time_whatever_the_read_order() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    timers = Timers()
+    # Read in offset order; due in another order. A record not due holds back nothing.
+    for offset, due_in in enumerate([60, 0, 30, -5, 0]):
+        timers.add(A, offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due_in)))
+    assert len(timers) == 5
+    assert timers.oldest_due() == t0 - timedelta(seconds=5)
+    assert [o for _, o, _ in timers.pop_due(t0, limit=2)] == [3, 1]  # earliest due first
+    assert [o for _, o, _ in timers.pop_due(t0, limit=10)] == [4]
+    assert timers.pop_due(t0, limit=10) == []
+    assert timers.next_due() == t0 + timedelta(seconds=30)
+    assert [o for _, o, _ in timers.pop_due(t0 + timedelta(seconds=59), 10)] == [2]
+    timers.forget([A])
+    assert len(timers) == 0
+    assert timers.next_due() is None
+
+
+def test_in_order_releases_a_partition_only_from_its_head() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = InOrder()
+    ahead.add(A, 0, _delivery("T0", t0 + timedelta(seconds=10)))  # holds A
+    ahead.add(A, 1, _delivery("T1", t0 - timedelta(seconds=20)))  # due, behind it
+    ahead.add(B, 0, _delivery("T2", t0))
+    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=10)] == [(B, 0)]
+    # The record behind the held head is overdue: the due lag must see it.
+    assert ahead.oldest_due() == t0 - timedelta(seconds=20)
+    assert ahead.next_due() == t0 + timedelta(seconds=10)
+    later = t0 + timedelta(seconds=10)
+    assert [o for _, o, _ in ahead.pop_due(later, limit=10)] == [0, 1]
+    assert len(ahead) == 0
+    assert ahead.oldest_due() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dues=st.lists(st.integers(-100, 100), max_size=60),
+    checks=st.lists(st.tuples(st.integers(-120, 120), st.integers(1, 10)), max_size=20),
+    ordered=st.booleans(),
+)
+def test_lookahead_never_releases_early_and_loses_nothing(dues, checks, ordered) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead: Lookahead = InOrder() if ordered else Timers()
+    for offset, due in enumerate(dues):
+        ahead.add(("t", offset % 3), offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due)))
+    released: list[int] = []
+    for at, limit in sorted(checks):
+        now = t0 + timedelta(seconds=at)
+        out = ahead.pop_due(now, limit)
+        assert len(out) <= limit
+        assert all(d.due_at <= now for _, _, d in out), "released early"
+        if ordered:  # per partition, in offset order
+            for tp in {tp for tp, _, _ in out}:
+                got = [o for p, o, _ in out if p == tp]
+                assert got == sorted(got)
+        released += [o for _, o, _ in out]
+    rest = ahead.pop_due(t0 + timedelta(seconds=1000), limit=len(dues) + 1)
+    assert sorted(released + [o for _, o, _ in rest]) == list(range(len(dues)))
+    assert len(ahead) == 0
 
 
 def test_batches_cut_at_size_age_and_key_and_wait_for_the_previous_commit() -> None:
