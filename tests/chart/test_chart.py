@@ -129,7 +129,12 @@ def test_schema_validation_rejects_unknown_fields(tmp_path: Path) -> None:
 def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
     rule = one(render("monitoring-values.yaml"), "PrometheusRule")
     alerts = {r.get("alert") for group in rule["spec"]["groups"] for r in group["rules"]}
-    expected = {"TraceDeliveryAbandoned", "TraceFailureRateHigh", "TraceDueLagHigh"}
+    expected = {
+        "TraceDeliveryAbandoned",
+        "TraceFailureRateHigh",
+        "TraceDueLagHigh",
+        "TraceBufferFull",
+    }
     assert expected | {"TraceStreamDown"} <= alerts
     rules = tmp_path / "rules.yaml"
     # A PrometheusRule's spec is a Prometheus rule file: {groups: [...]}.

@@ -145,6 +145,9 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- $_ = set $env "TRACE_RETRY_BACKOFF_BASE" (toString $v.trace.retry.backoffBase) }}
 {{- if $v.trace.retry.schedule }}{{ $_ = set $env "TRACE_RETRY_SCHEDULE" $v.trace.retry.schedule }}{{ end }}
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
+{{- $_ = set $env "TRACE_MAX_BUFFERED" (toString $v.trace.maxBuffered) }}
+{{- $_ = set $env "TRACE_MAX_CLOCK_SKEW" $v.trace.maxClockSkew }}
+{{- $_ = set $env "TRACE_EARLIEST_CLOSE" $v.trace.earliestClose }}
 {{- $_ = set $env "TRACE_SHUTDOWN_TIMEOUT_SECONDS" (toString $v.trace.shutdownTimeoutSeconds) }}
 {{- $_ = set $env "TRACE_BREAKER_THRESHOLD" (toString $v.trace.breaker.threshold) }}
 {{- $_ = set $env "TRACE_BREAKER_COOLDOWN_SECONDS" (toString $v.trace.breaker.cooldownSeconds) }}
