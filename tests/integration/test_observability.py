@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -194,7 +195,9 @@ def test_due_lag_sees_due_deliveries_waiting_behind_one_not_yet_due(
     monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
     monkeypatch.setenv("FILE_EXPORT_DIR", str(tmp_path / "export"))
     monkeypatch.setenv("FILE_EXPORT_BATCH_MAX_AGE_SECONDS", "0.2")
-    tight = {"trace_max_buffered": 1, "trace_max_in_flight": 1} if adapter == "webhook" else {}
+    tight: dict[str, Any] = (
+        {"trace_max_buffered": 1, "trace_max_in_flight": 1} if adapter == "webhook" else {}
+    )
     settings = make_settings(
         kafka_bootstrap,
         trace_topic_partitions=1,

@@ -18,11 +18,13 @@ from tests.support import (
     trade_event,
     wait_for,
 )
+from trace_stream import codec
 from trace_stream.kafka import OutRecord, Producer
 from trace_stream.kafka.common import to_message
 from trace_stream.records import Origin, TraceDelivery
 from trace_stream.redact import ALLOWED_FIELDS, redact
 from trace_stream.scheduler import delivery_record
+from trace_stream.settings import Settings
 from trace_stream.topics import layout
 
 
@@ -108,26 +110,26 @@ def test_restart_after_post_before_commit_loses_nothing(kafka_bootstrap, tracker
     assert len(keys) == 1, "a redone post must carry the same idempotency key"
 
 
+def delay_record(settings: Settings, trade_id: str, due: datetime, partition: int) -> OutRecord:
+    """A delivery written straight to the delay topic, as an older or foreign writer might."""
+    delivery = TraceDelivery(
+        trace=redact(trade_event(trade_id)),
+        adapters=("webhook",),
+        due_at=due,
+        origin=Origin(topic=settings.trace_input_topic, partition=0, offset=0),
+    )
+    return replace(delivery_record(layout(settings).delay, delivery), partition=partition)
+
+
 def test_a_record_not_yet_due_holds_back_no_record_behind_it(kafka_bootstrap, tracker, monkeypatch):
     webhook_env(monkeypatch, tracker)
     settings = make_settings(kafka_bootstrap, trace_topic_partitions=2)
-    delay_topic = layout(settings).delay
     now = datetime.now(UTC)
-
-    def record(trade_id: str, due: datetime, partition: int) -> OutRecord:
-        delivery = TraceDelivery(
-            trace=redact(trade_event(trade_id)),
-            adapters=("webhook",),
-            due_at=due,
-            origin=Origin(topic=settings.trace_input_topic, partition=0, offset=0),
-        )
-        return replace(delivery_record(delay_topic, delivery), partition=partition)
-
     held_until = now + timedelta(seconds=6)
     producer = Producer(settings.kafka_config())
-    producer.produce(record("T-later", held_until, 0))  # not due: read first
-    producer.produce(record("T-behind", now, 0))  # due, behind it in its partition
-    producer.produce(record("T-other", now, 1))  # due, on the other partition
+    producer.produce(delay_record(settings, "T-later", held_until, 0))  # not due: read first
+    producer.produce(delay_record(settings, "T-behind", now, 0))  # due, behind it
+    producer.produce(delay_record(settings, "T-other", now, 1))  # due, other partition
     producer.flush()
     with running(settings):
         wait_for(lambda: len(tracker.requests()) == 2, timeout=20, what="the two due posts")
@@ -136,3 +138,25 @@ def test_a_record_not_yet_due_holds_back_no_record_behind_it(kafka_bootstrap, tr
         wait_for(lambda: len(tracker.requests()) == 3, timeout=20, what="the later post")
     at = {r.json()["trade_id"]: r.at for r in tracker.requests()}
     assert at["T-later"] >= held_until.timestamp(), "posted before its due time"
+
+
+def test_a_delivery_due_beyond_any_valid_schedule_is_dead_lettered_not_held(
+    kafka_bootstrap, tracker, monkeypatch
+):
+    """No valid event is due later than delay + clock skew (+ the longest retry tier): a
+    delivery due ten years ahead would hold back its partition's commits until then."""
+    webhook_env(monkeypatch, tracker)
+    settings = make_settings(kafka_bootstrap, trace_topic_partitions=1)
+    now = datetime.now(UTC)
+    producer = Producer(settings.kafka_config())
+    producer.produce(delay_record(settings, "T-far", now + timedelta(days=3650), 0))
+    producer.produce(delay_record(settings, "T-due", now, 0))
+    producer.flush()
+    dlq = layout(settings).dead_letter
+    with running(settings):
+        wait_for(lambda: tracker.requests(ok=True), what="the due post")
+        letters = wait_for(lambda: read_topics(settings, dlq), what="the dead letter")
+    (letter,) = [codec.decode_dead_letter(m.value() or b"") for m in letters]
+    assert letter.reason == "due_out_of_range"
+    assert letter.adapter == "webhook"
+    assert [r.json()["trade_id"] for r in tracker.requests()] == ["T-due"]
