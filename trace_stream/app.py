@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -25,8 +25,9 @@ from .alerts import Alerter
 from .backlog import BacklogProbe
 from .breaker import Breaker
 from .deliverer import Deliverer
+from .errors import TraceStreamError
 from .health import Health
-from .kafka import Consumer, Reader, TransactionalProducer
+from .kafka import Consumer, Reader, TransactionalProducer, wait_for_brokers
 from .metrics import Metrics
 from .registry import input_decoder
 from .routing import RetryPolicy
@@ -48,12 +49,19 @@ class Service:
     settings: Settings
     metrics: Metrics
     clock: Clock = utc_now
-    producer_factory: Callable[[dict[str, Any], str], TransactionalProducer] = TransactionalProducer
+    producer_factory: Callable[..., TransactionalProducer] = TransactionalProducer
+    """Called as (librdkafka config, transactional id, timeout=..., stop=...)."""
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _errors: list[BaseException] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        stages = ["schedule", *(f"deliver.{name}" for name in self.settings.enabled_adapters)]
+        self.health = Health(stages)
+
     def start(self) -> None:
+        """Wait for Kafka (until `stop`, or a KafkaError after the start-up timeout), build
+        every stage, then run each on its own thread."""
         s = self.settings
         topics = layout(s)
         self.runner = AsyncRunner()
@@ -61,6 +69,11 @@ class Service:
         built = adapters.build(
             s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
         )
+        self.adapters = built
+        if not wait_for_brokers(
+            s.kafka_config(), stop=self.stop, timeout=s.trace_startup_timeout_seconds
+        ):
+            return
         alerter = Alerter(
             self.metrics,
             self.runner,
@@ -68,8 +81,7 @@ class Service:
             s.alert_webhook_url,
             min_interval=s.alert_min_interval_seconds,
         )
-        self.health = Health(["schedule", *(f"deliver.{name}" for name in built)])
-        self._spawn("scheduler", self._scheduler(topics).run)
+        scheduler = self._scheduler(topics)
         deliverers = {
             name: self._deliverer(topics, adapter, alerter) for name, adapter in built.items()
         }
@@ -81,6 +93,7 @@ class Service:
             clock=self.clock,
             positions={name: d.read_positions for name, d in deliverers.items()},
         )
+        self._spawn("scheduler", scheduler.run)
         self._spawn(
             "backlog", functools.partial(probe.run, interval=s.trace_backlog_refresh_seconds)
         )
@@ -89,14 +102,11 @@ class Service:
                 deliverer.run, shutdown_timeout=s.trace_shutdown_timeout_seconds
             )
             self._spawn(f"deliver-{name}", run)
-        self.adapters = built
 
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
         config = s.consumer_config(s.trace_group_id, s.trace_input_offset_reset)
-        producer = self.producer_factory(
-            s.kafka_config(), f"{s.trace_group_id}.schedule.{s.trace_instance_id}"
-        )
+        producer = self._producer(f"{s.trace_group_id}.schedule.{s.trace_instance_id}")
         return Scheduler(
             consumer_factory=lambda sch: Consumer(config, on_assign=sch.on_assign),
             producer=producer,
@@ -124,7 +134,7 @@ class Service:
             consumer_factory=lambda d: Consumer(
                 config, on_assign=d.on_assign, on_revoke=d.on_revoke
             ),
-            producer=self.producer_factory(s.kafka_config(), f"{group}.{s.trace_instance_id}"),
+            producer=self._producer(f"{group}.{s.trace_instance_id}"),
             topics=topics,
             policy=RetryPolicy(s.retry_tiers, topics.retries, s.trace_retry_max_attempts),
             runner=self.runner,
@@ -142,6 +152,15 @@ class Service:
             ),
         )
 
+    def _producer(self, transactional_id: str) -> TransactionalProducer:
+        s = self.settings
+        return self.producer_factory(
+            s.kafka_config(),
+            transactional_id,
+            timeout=s.trace_kafka_timeout_seconds,
+            stop=self.stop,
+        )
+
     def _group(self, adapter: str) -> str:
         return f"{self.settings.trace_group_id}.deliver.{adapter}"
 
@@ -149,6 +168,10 @@ class Service:
         def guarded() -> None:
             try:
                 target(self.stop)
+            except TraceStreamError as exc:  # a dependency failed: its message says what
+                log.error("stage stopped: %s", exc, extra={"stage": name})
+                self._errors.append(exc)
+                self.stop.set()
             except BaseException as exc:
                 log.exception("stage crashed", extra={"stage": name})
                 self._errors.append(exc)
@@ -162,10 +185,12 @@ class Service:
         self.stop.wait(timeout)
 
     def close(self, timeout: float = 30) -> None:
-        """Stop every stage (they drain in-flight posts and commit), then release clients."""
+        """Stop every stage (they drain in-flight posts and commit), then release clients;
+        waits `timeout` seconds in all for the stages."""
         self.stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         for adapter in getattr(self, "adapters", {}).values():
             self.runner.run(adapter.aclose(), timeout=5)
         self.runner.run(self.http.aclose(), timeout=5)

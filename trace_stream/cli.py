@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
 
 from prometheus_client import CollectorRegistry
 
@@ -20,17 +23,14 @@ log = logging.getLogger("trace_stream")
 
 
 def _run(settings: Settings, _: argparse.Namespace) -> int:
+    """The service. Health answers from the start (not ready while Kafka is awaited);
+    the first SIGTERM/SIGINT stops it gracefully, a second one ends it at once; a
+    shutdown that overruns `TRACE_SHUTDOWN_TIMEOUT_SECONDS` + GRACE ends it too."""
     service = app.build(settings, CollectorRegistry())
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        service.stop.set()
-
-    service.start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    _on_signals(service.stop)
     if settings.metrics_port:
         health.serve(settings.metrics_port, service.metrics.registry, service.health)
+    service.start()  # raises before any stage runs: `main` reports it in one line
     log.info(
         "trace-stream running",
         extra={
@@ -41,9 +41,43 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     )
     while not service.stop.is_set():
         service.wait(1.0)
-    service.close(settings.trace_shutdown_timeout_seconds + 10)
+    bound = settings.trace_shutdown_timeout_seconds + GRACE
+    watchdog = threading.Timer(bound, _overrun, args=(bound,))
+    watchdog.daemon = True
+    watchdog.start()
+    service.close(bound)
     log.info("stopped")
-    return 1 if service.failed else 0
+    # Ends here, not through interpreter shutdown: no client library's destructor (a
+    # librdkafka handle whose call never returned) can hold the process.
+    _exit(1 if service.failed else 0)
+
+
+GRACE = 10.0
+"""Seconds a shutdown may take beyond TRACE_SHUTDOWN_TIMEOUT_SECONDS (closing clients)."""
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os.write(2, b"trace-stream: second signal, exiting now\n")
+            os._exit(128 + signum)
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _overrun(bound: float) -> NoReturn:
+    log.error("shutdown did not finish within %gs; exiting", bound)
+    _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:

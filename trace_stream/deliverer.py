@@ -115,11 +115,12 @@ class Deliverer:
             while not stop.is_set():
                 self.step()
             self._drain(shutdown_timeout)
+            self._posts.forget()  # abandoned, uncommitted: posted again after a restart
         finally:
             self._consumer.close()
 
     def step(self) -> None:
-        self._health.beat(self.stage)
+        self._health.beat(self.stage, self._producer.healthy and self._consumer.reachable())
         self._collect()
         self._release(self._clock())
         self._throttle()
@@ -321,6 +322,7 @@ class Deliverer:
             log.warning("transaction aborted, rewinding", extra={"adapter": self.adapter.name})
             self._rewind()
             return
+        self._consumer.mark_committed(batch.offsets)
         if self._batcher is not None:
             self._batcher.release(settled)
         for effect in batch.effects:

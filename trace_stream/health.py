@@ -3,7 +3,10 @@
 /healthz: every stage's loop has come round within `stale_after` seconds (a stuck
           loop, a dead thread or a crashed stage fails it).
 /readyz:  every stage's consumer has joined its group and received an assignment,
-          which may be empty for a standby member beyond the partition count.
+          which may be empty for a standby member beyond the partition count, and
+          every stage reaches Kafka: its last transaction did not fail (or it has
+          recovered since), its consumer does not report every broker down, and its
+          loop came round within `ready_within` seconds (it is not blocked on Kafka).
 """
 
 from __future__ import annotations
@@ -22,18 +25,26 @@ class Health:
         self,
         stages: Iterable[str],
         stale_after: float = 60,
+        ready_within: float = 15,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self._stale_after = stale_after
+        self._ready_within = ready_within
         now = clock()
         self._beats = dict.fromkeys(stages, now)
         self._joined: set[str] = set()
+        self._cut_off: set[str] = set()
         self._lock = threading.Lock()
 
-    def beat(self, stage: str) -> None:
+    def beat(self, stage: str, reaches_kafka: bool = True) -> None:
+        """The stage's loop came round; `reaches_kafka`: its Kafka clients work."""
         with self._lock:
             self._beats[stage] = self._clock()
+            if reaches_kafka:
+                self._cut_off.discard(stage)
+            else:
+                self._cut_off.add(stage)
 
     def joined(self, stage: str) -> None:
         with self._lock:
@@ -46,9 +57,15 @@ class Health:
         return (not stale, f"stale: {','.join(stale)}" if stale else "ok")
 
     def ready(self) -> tuple[bool, str]:
+        now = self._clock()
         with self._lock:
             waiting = sorted(set(self._beats) - self._joined)
-        return (not waiting, f"not assigned: {','.join(waiting)}" if waiting else "ok")
+            cut_off = sorted(self._cut_off)
+            stuck = sorted(s for s, at in self._beats.items() if now - at > self._ready_within)
+        problems = [f"not assigned: {','.join(waiting)}"] if waiting else []
+        problems += [f"Kafka unreachable: {','.join(cut_off)}"] if cut_off else []
+        problems += [f"not progressing: {','.join(stuck)}"] if stuck else []
+        return (not problems, "; ".join(problems) or "ok")
 
 
 def serve(port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:

@@ -91,7 +91,7 @@ class Scheduler:
         self._consumer.subscribe([self._topics.input])
         try:
             while not stop.is_set():
-                self._health.beat(STAGE)
+                self._health.beat(STAGE, self._producer.healthy and self._consumer.reachable())
                 self.step(timeout=0.5)
         finally:
             self._consumer.close()
@@ -115,6 +115,7 @@ class Scheduler:
             log.warning("transaction aborted, rewinding", extra={"messages": len(messages)})
             self._consumer.rewind()
             return len(messages)
+        self._consumer.mark_committed(offsets)
         for outcome, n in counts.items():
             self._metrics.events.labels(outcome).inc(n)
             if outcome in DEAD_LETTER_OUTCOMES:

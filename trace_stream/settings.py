@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     )
     trace_breaker_cooldown_seconds: float = Field(default=300, gt=0)
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
+    trace_kafka_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="wall-time bound on a Kafka call, and on recovering in process from a "
+        "failed transaction; past it the service exits 1",
+    )
+    trace_startup_timeout_seconds: float = Field(
+        default=300, gt=0, description="how long start-up waits for a broker to answer"
+    )
     trace_backlog_refresh_seconds: float = Field(default=15, gt=0)
     alert_webhook_url: str | None = None
     alert_min_interval_seconds: float = Field(

@@ -5,7 +5,8 @@ Clients are built lazily by their owners; constructing a config makes no network
 """
 
 from .admin import Admin, TopicSpec
-from .common import TP, Headers, Message, OutRecord, TransactionAborted
+from .common import TP, Headers, Message, OutRecord, Stuck, TransactionAborted
+from .connect import wait_for_brokers
 from .consumer import Consumer
 from .producer import Producer, TransactionalProducer
 from .reader import Reader
@@ -19,7 +20,9 @@ __all__ = [
     "OutRecord",
     "Producer",
     "Reader",
+    "Stuck",
     "TopicSpec",
     "TransactionAborted",
     "TransactionalProducer",
+    "wait_for_brokers",
 ]

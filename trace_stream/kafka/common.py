@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaException
@@ -54,6 +55,41 @@ class OutRecord:
 
 class TransactionAborted(KafkaError):
     """The transaction was aborted; the caller must rewind to the committed offsets."""
+
+
+class Stuck(KafkaError):
+    """A client call did not return within the bound this service sets for it."""
+
+
+T = TypeVar("T")
+
+
+def bounded(call: Callable[[], T], timeout: float, what: str) -> T:
+    """`call()`, or Stuck after `timeout` seconds of wall time.
+
+    librdkafka does not always honour its own timeouts (send_offsets_to_transaction
+    can block for good while the group coordinator is away: confluentinc/librdkafka
+    #5456, #5511), so every call that talks to a broker runs on a helper thread that
+    the caller stops waiting for. A call that never returns leaves its thread and
+    client behind; the caller must stop using that client.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name=f"kafka-call:{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise Stuck(f"{what}: no answer within {timeout:g}s", "_STUCK", retriable=True)
+    if error:
+        raise error[0]
+    return result[0]
 
 
 def placement(r: OutRecord) -> dict[str, Any]:

@@ -1,16 +1,24 @@
-"""A group consumer with manual commits only: offsets go through producer transactions."""
+"""A group consumer with manual commits only: offsets go through producer transactions.
+
+It remembers, per assigned partition, the offset it started from and the offsets
+committed through it since, so that a rewind after an aborted transaction is a local
+seek that needs no broker (the broker may be what failed). Closing is bounded in wall
+time. `reachable()` tells whether the brokers answer, for readiness.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, Message, client_config, to_message
+from .common import TP, Message, bounded, client_config, to_message
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +43,24 @@ class Consumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._c = confluent_kafka.Consumer(client_config(self._config))
+        self._start: dict[TP, int] = {}  # the first offset read since assignment
+        self._committed: dict[TP, int] = {}  # committed through `mark_committed` since
+        self._down = False  # librdkafka said every broker is down
+        self._checked = 0.0
 
     def subscribe(self, topics: Sequence[str]) -> None:
         def assigned(_: Any, parts: list[TopicPartition]) -> None:
+            tps = [(p.topic, p.partition) for p in parts]
+            self._forget(tps)
+            self._down = False
             if self._on_assign:
-                self._on_assign([(p.topic, p.partition) for p in parts])
+                self._on_assign(tps)
 
         def revoked(_: Any, parts: list[TopicPartition]) -> None:
+            tps = [(p.topic, p.partition) for p in parts]
             if self._on_revoke:
-                self._on_revoke([(p.topic, p.partition) for p in parts])
+                self._on_revoke(tps)
+            self._forget(tps)
 
         self._c.subscribe(list(topics), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
@@ -63,11 +80,39 @@ class Consumer:
             if err is not None:
                 if err.fatal():
                     raise KafkaError(f"consumer: {err.str()}", err.name())
+                if err.code() == confluent_kafka.KafkaError._ALL_BROKERS_DOWN:
+                    self._down = True
                 if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
                     log.warning("consumer error", extra={"kafka_error": err.name()})
                 continue
-            out.append(to_message(m))
+            message = to_message(m)
+            self._start.setdefault(message.tp, message.offset)
+            out.append(message)
+        if out:
+            self._down = False
         return out
+
+    def mark_committed(self, offsets: Mapping[TP, int]) -> None:
+        """Offsets (next to read) that a transaction committed for this consumer's group."""
+        self._committed.update(offsets)
+
+    def reachable(self, every: float = 2.0) -> bool:
+        """False while librdkafka reports every broker down; then a metadata request,
+        at most once per `every` seconds and bounded, tells when they answer again."""
+        if not self._down or time.monotonic() - self._checked < every:
+            return not self._down
+        self._checked = time.monotonic()
+        try:
+            bounded(functools.partial(self._c.list_topics, timeout=1), 2, "metadata")
+            self._down = False
+        except (KafkaException, KafkaError):
+            pass
+        return not self._down
+
+    def _forget(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self._start.pop(tp, None)
+            self._committed.pop(tp, None)
 
     def pause(self, tps: Iterable[TP]) -> None:
         self._c.pause([TopicPartition(t, p) for t, p in tps])
@@ -85,15 +130,17 @@ class Consumer:
         return self._c.consumer_group_metadata()
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset (after an abort)."""
-        parts = self._c.committed(self._c.assignment(), timeout=10)
-        reset = (
-            confluent_kafka.OFFSET_BEGINNING
-            if self._config.get("auto.offset.reset", "earliest") == "earliest"
-            else confluent_kafka.OFFSET_END
-        )
-        for p in parts:
-            self._c.seek(TopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else reset))
+        """Seek every partition read since its assignment back to the last offset committed
+        for it (after an abort). Local: the committed offsets are the ones this consumer
+        started from or committed since, so no broker needs to answer."""
+        for tp, start in self._start.items():
+            self._c.seek(TopicPartition(tp[0], tp[1], self._committed.get(tp, start)))
+        self._start = {tp: self._committed.get(tp, o) for tp, o in self._start.items()}
 
-    def close(self) -> None:
-        self._c.close()
+    def close(self, timeout: float = 10) -> None:
+        """Leave the group (running the revoke callback) within `timeout` seconds; past
+        that the client is abandoned, and the group notices at its session timeout."""
+        try:
+            bounded(self._c.close, timeout, "consumer close")
+        except (KafkaException, KafkaError) as exc:
+            log.warning("consumer close failed", extra={"error": str(exc)})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,20 +13,53 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, OutRecord, TransactionAborted, client_config, placement, wrap
+from .common import TP, OutRecord, TransactionAborted, bounded, client_config, placement, wrap
 
 log = logging.getLogger(__name__)
 
+_MARGIN = 5.0
+"""Seconds our wall-time bound allows beyond the timeout given to librdkafka."""
+_FENCED = frozenset({"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"})
+
 
 class TransactionalProducer:
-    """Produces records and the consumer's offsets in one transaction."""
+    """Produces records and the consumer's offsets in one transaction.
 
-    def __init__(self, config: Mapping[str, Any], transactional_id: str) -> None:
+    Every broker call is bounded in wall time (`bounded`). A transaction that fails
+    for any reason but fencing is aborted; when the abort fails too (the broker is
+    away, or a call never returned), the producer is re-created under the same
+    transactional id, which fences the old one and aborts its open transaction. Either
+    way the caller gets TransactionAborted and rewinds. Recovery is retried with
+    backoff for `timeout` seconds; past that, or when another producer with this
+    transactional id fenced us, `commit` raises a fatal KafkaError.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        transactional_id: str,
+        *,
+        timeout: float = 30,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.transactional_id = transactional_id
-        self._p = confluent_kafka.Producer(
-            client_config({**config, "transactional.id": transactional_id, "linger.ms": 5})
+        self._config = client_config(
+            {**config, "transactional.id": transactional_id, "linger.ms": 5}
         )
-        self._p.init_transactions(30)
+        self._timeout = timeout
+        self._stop = stop or threading.Event()
+        self.healthy = True
+        """False from a failed transaction until the next one that succeeds."""
+        self._p = self._connect(timeout)
+
+    def _connect(self, timeout: float) -> confluent_kafka.Producer:
+        producer = confluent_kafka.Producer(self._config)
+        call = functools.partial(producer.init_transactions, timeout)
+        try:
+            bounded(call, timeout + _MARGIN, f"init_transactions of {self.transactional_id}")
+        except KafkaException as exc:
+            raise wrap(exc, f"init_transactions of {self.transactional_id}") from None
+        return producer
 
     def commit(
         self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
@@ -33,40 +69,95 @@ class TransactionalProducer:
         Raises TransactionAborted when the transaction had to be aborted: nothing of it
         is visible, and the caller must rewind. Other KafkaErrors are fatal.
         """
+        call = functools.partial(self._transact, records, offsets, group_metadata)
         try:
-            self._p.begin_transaction()
-            for r in records:
-                self._produce(r)
-            if offsets:
-                parts = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-                self._p.send_offsets_to_transaction(parts, group_metadata, 30)
-            self._commit()
+            bounded(call, self._timeout + _MARGIN, f"transaction of {self.transactional_id}")
+            self.healthy = True
+            return
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if isinstance(err, confluent_kafka.KafkaError) and err.txn_requires_abort():
-                self._p.abort_transaction(30)
-                raise TransactionAborted(f"transaction aborted: {err.str()}", err.name()) from None
-            raise wrap(exc, "transaction") from None
+            failure = wrap(exc, "transaction")
+        except KafkaError as exc:
+            failure = exc
+        self.healthy = False
+        if failure.code in _FENCED:
+            raise KafkaError(
+                f"{self.transactional_id} was fenced by another producer with the same "
+                "transactional id: is TRACE_INSTANCE_ID unique per replica?",
+                failure.code,
+            )
+        log.warning(
+            "transaction failed, aborting it",
+            extra={"kafka_error": failure.code, "detail": str(failure)},
+        )
+        self._recover(failure)
+        raise TransactionAborted(f"transaction aborted: {failure}", failure.code)
 
-    def _produce(self, r: OutRecord) -> None:
+    def _transact(
+        self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
+    ) -> None:
+        deadline = time.monotonic() + self._timeout
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        self._p.begin_transaction()
+        for r in records:
+            self._produce(r, deadline)
+        if offsets:
+            parts = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            self._p.send_offsets_to_transaction(parts, group_metadata, left())
+        while True:
+            try:
+                self._p.commit_transaction(left())
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                retriable = isinstance(err, confluent_kafka.KafkaError) and err.retriable()
+                if not retriable or time.monotonic() >= deadline:
+                    raise
+                log.warning("retrying transaction commit", extra={"kafka_error": err.name()})
+
+    def _produce(self, r: OutRecord, deadline: float) -> None:
         while True:
             try:
                 self._p.produce(r.topic, r.value, r.key, **placement(r))
                 return
-            except BufferError:
+            except BufferError:  # the local queue is full: let deliveries drain
+                if time.monotonic() >= deadline:
+                    raise KafkaError("producer queue stayed full", "_QUEUE_FULL") from None
                 self._p.poll(0.1)
 
-    def _commit(self) -> None:
-        for _ in range(10):
+    def _recover(self, failure: KafkaError) -> None:
+        """Abort the open transaction, else re-create the producer; with backoff, within
+        `timeout` seconds; a fatal KafkaError past that."""
+        deadline = time.monotonic() + self._timeout
+        abort = functools.partial(self._p.abort_transaction, self._timeout / 3)
+        try:
+            bounded(abort, self._timeout / 3 + _MARGIN, "abort_transaction")
+            self.healthy = True
+            return
+        except (KafkaException, KafkaError) as exc:
+            log.warning("abort failed, re-creating the producer", extra={"error": str(exc)})
+        pause = 0.5
+        while not self._stop.is_set():
             try:
-                self._p.commit_transaction(30)
+                self._p = self._connect(max(1.0, deadline - time.monotonic()))
+                self.healthy = True
+                log.info("transactional producer re-created", extra={"id": self.transactional_id})
                 return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if not (isinstance(err, confluent_kafka.KafkaError) and err.retriable()):
-                    raise
-                log.warning("retrying transaction commit", extra={"kafka_error": err.name()})
-        raise KafkaError("transaction commit kept failing with retriable errors")
+            except KafkaError as exc:
+                failure = exc
+            if time.monotonic() + pause >= deadline:
+                break
+            self._stop.wait(pause)
+            pause = min(2 * pause, 5.0)
+        if self._stop.is_set():
+            return  # stopping: nothing more will be committed through this producer
+        raise KafkaError(
+            f"Kafka did not recover within {self._timeout:g}s ({failure}): check the "
+            "brokers (KAFKA_BOOTSTRAP_SERVERS); exiting so that the service is restarted",
+            failure.code,
+        )
 
 
 class Producer:

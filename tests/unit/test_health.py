@@ -1,0 +1,53 @@
+"""Liveness and readiness: what /healthz and /readyz answer, on an injected clock."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from trace_stream.health import Health
+from trace_stream.kafka import Stuck
+from trace_stream.kafka.common import bounded
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ready_only_when_joined_reaching_kafka_and_progressing() -> None:
+    clock = Clock()
+    h = Health(["schedule", "deliver.webhook"], stale_after=60, ready_within=15, clock=clock)
+    assert h.ready() == (False, "not assigned: deliver.webhook,schedule")
+    h.joined("schedule")
+    h.joined("deliver.webhook")
+    assert h.ready() == (True, "ok")
+    h.beat("schedule", reaches_kafka=False)  # e.g. every broker down
+    assert h.ready() == (False, "Kafka unreachable: schedule")
+    h.beat("schedule")
+    clock.now += 16  # both loops blocked, e.g. in a transaction that does not return
+    h.beat("schedule")
+    assert h.ready() == (False, "not progressing: deliver.webhook")
+    assert h.live() == (True, "ok")  # blocked for 16 s is not dead
+    clock.now += 45
+    h.beat("schedule")
+    assert h.live() == (False, "stale: deliver.webhook")
+    h.beat("deliver.webhook")
+    assert h.ready() == (True, "ok")
+    assert h.live() == (True, "ok")
+
+
+def test_bounded_returns_raises_or_gives_up_in_time() -> None:
+    assert bounded(lambda: 42, 1, "answer") == 42
+    with pytest.raises(ZeroDivisionError):
+        bounded(lambda: 1 // 0, 1, "divide")
+    release = threading.Event()
+    try:
+        with pytest.raises(Stuck, match=r"hang: no answer within 0\.2s"):
+            bounded(lambda: release.wait(30), 0.2, "hang")  # a call that ignores its timeout
+    finally:
+        release.set()

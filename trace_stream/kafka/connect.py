@@ -1,0 +1,70 @@
+"""Start-up: wait until a broker answers, with backoff and one log line per attempt."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaException
+
+from ..errors import KafkaError
+from .common import bounded, client_config, wrap
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_brokers(
+    config: Mapping[str, Any],
+    *,
+    stop: threading.Event,
+    timeout: float,
+    attempt_timeout: float = 5.0,
+) -> bool:
+    """Block until a broker answers a metadata request: True; False if `stop` was set
+    first; a KafkaError naming what to check after `timeout` seconds.
+
+    The probing client is silenced (librdkafka would print every refused connection);
+    each attempt logs one line instead.
+    """
+    client = confluent_kafka.Consumer(
+        {**client_config(config), "group.id": "trace-stream-startup", "log_level": 0}
+    )
+    deadline = time.monotonic() + timeout
+    pause, attempt = 1.0, 0
+    try:
+        while not stop.is_set():
+            attempt += 1
+            wait = min(attempt_timeout, max(0.5, deadline - time.monotonic()))
+            try:
+                bounded(functools.partial(client.list_topics, timeout=wait), wait + 2, "metadata")
+                if attempt > 1:
+                    log.info("Kafka answers", extra={"attempt": attempt})
+                return True
+            except KafkaException as exc:
+                failure = wrap(exc, "metadata")
+            except KafkaError as exc:
+                failure = exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KafkaError(
+                    f"no Kafka broker at {config.get('bootstrap.servers')} answered within "
+                    f"{timeout:g}s ({failure.code or failure}): check KAFKA_BOOTSTRAP_SERVERS, "
+                    "KAFKA_SECURITY_PROTOCOL and that the brokers are up",
+                    failure.code,
+                )
+            log.warning(
+                "waiting for Kafka",
+                extra={"attempt": attempt, "kafka_error": failure.code, "retry_in": pause},
+            )
+            stop.wait(min(pause, left))
+            pause = min(2 * pause, 10.0)
+        return False
+    finally:
+        with contextlib.suppress(KafkaError):
+            bounded(client.close, 5, "close")
