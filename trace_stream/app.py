@@ -93,10 +93,15 @@ class Service:
             clock=self.clock,
             positions={name: d.read_positions for name, d in deliverers.items()},
         )
+        self.health.started()
         self._spawn("scheduler", scheduler.run)
-        self._spawn(
-            "backlog", functools.partial(probe.run, interval=s.trace_backlog_refresh_seconds)
+        refresh = functools.partial(
+            probe.run,
+            interval=s.trace_backlog_refresh_seconds,
+            bound=s.trace_kafka_timeout_seconds + 30,
+            renew=lambda: Reader(s.kafka_config()),
         )
+        self._spawn("backlog", refresh)
         for name, deliverer in deliverers.items():
             run = functools.partial(
                 deliverer.run, shutdown_timeout=s.trace_shutdown_timeout_seconds

@@ -19,6 +19,7 @@ read a little high.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from datetime import datetime
 
 from . import codec
 from .errors import InvalidEvent
-from .kafka import TP, Reader
+from .kafka import TP, Reader, Stuck, bounded
 from .metrics import Metrics
 from .topics import Topics
 
@@ -87,11 +88,24 @@ class BacklogProbe:
                 lag = max(lag, (now - delivery.due_at).total_seconds())
         return lag
 
-    def run(self, stop: threading.Event, interval: float) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float,
+        bound: float = 60,
+        renew: Callable[[], Reader] | None = None,
+    ) -> None:
+        """Refresh every `interval` seconds, each refresh bounded by `bound` seconds; a
+        reader whose call never returned is abandoned for a new one from `renew`."""
         while not stop.is_set():
             try:
-                self.refresh()
+                bounded(self.refresh, bound, "backlog refresh")
+            except Stuck:
+                log.warning("backlog probe stuck, renewing its Kafka client")
+                if renew is not None:
+                    self._reader = renew()
             except Exception as exc:  # a metric gap must never stop delivery
                 log.warning("backlog probe failed", extra={"error": type(exc).__name__})
             stop.wait(interval)
-        self._reader.close()
+        with contextlib.suppress(Exception):
+            bounded(self._reader.close, 5, "close")

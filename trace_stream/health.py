@@ -35,7 +35,16 @@ class Health:
         self._beats = dict.fromkeys(stages, now)
         self._joined: set[str] = set()
         self._cut_off: set[str] = set()
+        self._started = False
         self._lock = threading.Lock()
+
+    def started(self) -> None:
+        """The stages run: from now on their loops must come round. Before, the service
+        is alive but not ready (it waits for Kafka)."""
+        with self._lock:
+            now = self._clock()
+            self._beats = dict.fromkeys(self._beats, now)
+            self._started = True
 
     def beat(self, stage: str, reaches_kafka: bool = True) -> None:
         """The stage's loop came round; `reaches_kafka`: its Kafka clients work."""
@@ -53,12 +62,16 @@ class Health:
     def live(self) -> tuple[bool, str]:
         now = self._clock()
         with self._lock:
+            if not self._started:
+                return (True, "starting")
             stale = [s for s, at in self._beats.items() if now - at > self._stale_after]
         return (not stale, f"stale: {','.join(stale)}" if stale else "ok")
 
     def ready(self) -> tuple[bool, str]:
         now = self._clock()
         with self._lock:
+            if not self._started:
+                return (False, "starting: waiting for Kafka")
             waiting = sorted(set(self._beats) - self._joined)
             cut_off = sorted(self._cut_off)
             stuck = sorted(s for s, at in self._beats.items() if now - at > self._ready_within)

@@ -266,8 +266,9 @@ def test_grace_period_outlasts_the_shutdown_timeout() -> None:
     objects = render("default-values.yaml")
     statefulset, _ = workload(objects)
     timeout = float(one(objects, "ConfigMap")["data"]["TRACE_SHUTDOWN_TIMEOUT_SECONDS"])
-    assert statefulset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > timeout
-    result = helm_template("default-values.yaml", "trace.shutdownTimeoutSeconds=60")
+    # The service ends itself at most 10 s after its drain timeout (cli.GRACE).
+    assert statefulset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > timeout + 10
+    result = helm_template("default-values.yaml", "trace.shutdownTimeoutSeconds=35")
     assert result.returncode != 0
     assert "terminationGracePeriodSeconds must exceed" in result.stderr
 

@@ -22,6 +22,10 @@ class Clock:
 def test_ready_only_when_joined_reaching_kafka_and_progressing() -> None:
     clock = Clock()
     h = Health(["schedule", "deliver.webhook"], stale_after=60, ready_within=15, clock=clock)
+    clock.now += 300  # waiting for Kafka at start-up: alive, not ready
+    assert h.live() == (True, "starting")
+    assert h.ready() == (False, "starting: waiting for Kafka")
+    h.started()
     assert h.ready() == (False, "not assigned: deliver.webhook,schedule")
     h.joined("schedule")
     h.joined("deliver.webhook")

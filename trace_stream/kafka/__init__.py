@@ -5,7 +5,7 @@ Clients are built lazily by their owners; constructing a config makes no network
 """
 
 from .admin import Admin, TopicSpec
-from .common import TP, Headers, Message, OutRecord, Stuck, TransactionAborted
+from .common import TP, Headers, Message, OutRecord, Stuck, TransactionAborted, bounded
 from .connect import wait_for_brokers
 from .consumer import Consumer
 from .producer import Producer, TransactionalProducer
@@ -24,5 +24,6 @@ __all__ = [
     "TopicSpec",
     "TransactionAborted",
     "TransactionalProducer",
+    "bounded",
     "wait_for_brokers",
 ]

@@ -146,6 +146,8 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- if $v.trace.retry.schedule }}{{ $_ = set $env "TRACE_RETRY_SCHEDULE" $v.trace.retry.schedule }}{{ end }}
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
 {{- $_ = set $env "TRACE_MAX_BUFFERED" (toString $v.trace.maxBuffered) }}
+{{- $_ = set $env "TRACE_KAFKA_TIMEOUT_SECONDS" (toString $v.trace.kafkaTimeoutSeconds) }}
+{{- $_ = set $env "TRACE_STARTUP_TIMEOUT_SECONDS" (toString $v.trace.startupTimeoutSeconds) }}
 {{- $_ = set $env "TRACE_MAX_CLOCK_SKEW" $v.trace.maxClockSkew }}
 {{- $_ = set $env "TRACE_EARLIEST_CLOSE" $v.trace.earliestClose }}
 {{- $_ = set $env "TRACE_SHUTDOWN_TIMEOUT_SECONDS" (toString $v.trace.shutdownTimeoutSeconds) }}
