@@ -188,7 +188,9 @@ class Deliverer:
             return
         self._next[m.tp] = m.offset + 1
         targets = m.header("trace.adapters")
-        if targets is not None and self.adapter.name not in targets.decode().split(","):
+        if targets is not None and self.adapter.name not in targets.decode(errors="replace").split(
+            ","
+        ):
             self._tracker.skip(m.tp, m.offset)
             return
         try:
