@@ -27,6 +27,7 @@ from .breaker import Breaker
 from .deliverer import Deliverer
 from .errors import TraceStreamError
 from .health import Health
+from .ingest import Limits
 from .kafka import Consumer, Reader, TransactionalProducer, wait_for_brokers
 from .metrics import Metrics
 from .registry import input_decoder
@@ -122,6 +123,7 @@ class Service:
             metrics=self.metrics,
             health=self.health,
             decode=input_decoder(s),
+            limits=Limits(s.max_clock_skew, s.trace_earliest_close),
         )
 
     def _deliverer(

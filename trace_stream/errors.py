@@ -23,6 +23,11 @@ class InvalidEvent(TraceStreamError):
         self.detail = detail
 
 
+class DependencyError(TraceStreamError):
+    """A dependency (such as the schema registry) failed: not the record's fault, so the
+    record is not dead-lettered; the stage stops and is restarted."""
+
+
 class KafkaError(TraceStreamError):
     """A Kafka operation failed; `code` is librdkafka's error code name."""
 

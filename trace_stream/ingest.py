@@ -5,22 +5,53 @@
 
 The due time is computed from the trade's `closed_at`, never from the time the
 event was read, so a replayed or late event is not posted early or held twice.
+
+Every field has a bound (`Limits`): a value beyond it is an input error, dead-lettered
+with a detail that names the field and the rule, never the value. `plan` is total:
+whatever a record holds, it returns a plan; only a failing dependency of `decode`
+(DependencyError, such as a schema registry that is down) propagates.
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeGuard
 
 from . import codec
-from .errors import InvalidEvent
+from .errors import DependencyError, InvalidEvent
 from .records import DeadLetter, Origin, TraceDelivery
 from .redact import redact, redacted_json
 
 SIDES = frozenset({"BUY", "SELL"})
+
+MAX_LENGTH = {"trade_id": 128, "signal_id": 128, "instrument": 64}
+"""Characters at most in each text field that is passed on."""
+MAX_AMOUNT = 1e12
+"""Ceiling of volume, entry price and exit price (which must also be finite and > 0)."""
+MAX_PROFIT_LOSS = 1e15
+"""Ceiling of |profit_loss| (which must also be finite)."""
+MAX_ADAPTERS = 32
+"""Names at most in tracing_adapters."""
+_FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories never allowed in text passed on: control and format characters
+(among them the right-to-left override), surrogates, private use, unassigned."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of time a valid event keeps; the other bounds are fixed above."""
+
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    """How far after the time of reading a close or open time may be."""
+    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    """Close and open times before this are input errors."""
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -45,31 +76,67 @@ def due_at(closed_at: datetime, delay: timedelta) -> datetime:
     return closed_at + delay
 
 
-def validate(event: Mapping[str, Any]) -> None:
-    """Raise InvalidEvent naming the first broken rule (field names only, no values)."""
-    problems = list(_problems(event))
+def validate(event: Mapping[str, Any], now: datetime, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise InvalidEvent naming every broken rule (field names only, no values)."""
+    problems = list(_problems(event, now, limits))
     if problems:
         raise InvalidEvent("invalid_event", "; ".join(problems))
 
 
-def _problems(event: Mapping[str, Any]) -> Iterable[str]:
-    if not str(event.get("trade_id", "")).strip():
-        yield "trade_id: missing"
-    if not str(event.get("signal_id", "")).strip():
-        yield "signal_id: missing"
+def _problems(event: Mapping[str, Any], now: datetime, limits: Limits) -> Iterable[str]:
+    for name, longest in MAX_LENGTH.items():
+        yield from _text(name, event.get(name), longest)
     if str(event.get("status", "")).lower() != "closed":
         yield "status: not closed"
     if str(event.get("side", "")).upper() not in SIDES:
         yield "side: not BUY or SELL"
     for name in ("volume", "entry_price", "exit_price"):
-        value = event.get(name)
-        if not isinstance(value, float | int) or not math.isfinite(value) or value <= 0:
-            yield f"{name}: must be a positive number"
-    if not math.isfinite(event.get("profit_loss", math.nan)):
-        yield "profit_loss: must be a finite number"
+        if not _number(event.get(name), 0, MAX_AMOUNT) or event[name] <= 0:
+            yield f"{name}: must be a number above 0 and at most {MAX_AMOUNT:g}"
+    if not _number(event.get("profit_loss"), -MAX_PROFIT_LOSS, MAX_PROFIT_LOSS):
+        yield f"profit_loss: must be a number between -{MAX_PROFIT_LOSS:g} and {MAX_PROFIT_LOSS:g}"
+    for name in ("opened_at", "closed_at"):
+        yield from _time(name, event.get(name), now, limits)
     opened, closed = event.get("opened_at"), event.get("closed_at")
-    if isinstance(opened, datetime) and isinstance(closed, datetime) and closed < opened:
+    if _aware(opened) and _aware(closed) and closed < opened:
         yield "closed_at: before opened_at"
+
+
+def _text(name: str, value: object, longest: int) -> Iterable[str]:
+    if not isinstance(value, str) or not value.strip():
+        yield f"{name}: missing"
+    elif len(value) > longest:
+        yield f"{name}: longer than {longest} characters"
+    elif any(unicodedata.category(c) in _FORBIDDEN for c in value):
+        yield f"{name}: holds a control or format character"
+
+
+def _number(value: object, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and low <= value <= high
+
+
+def _aware(value: object) -> TypeGuard[datetime]:
+    return isinstance(value, datetime) and value.utcoffset() is not None
+
+
+def _time(name: str, value: object, now: datetime, limits: Limits) -> Iterable[str]:
+    if not _aware(value):
+        yield f"{name}: not a UTC timestamp"
+    elif value < limits.earliest:
+        yield f"{name}: before {limits.earliest.isoformat()} (TRACE_EARLIEST_CLOSE)"
+    elif value > now + limits.max_clock_skew:
+        yield f"{name}: more than {limits.max_clock_skew} in the future (TRACE_MAX_CLOCK_SKEW)"
+
+
+def _adapters(event: Mapping[str, Any]) -> tuple[str, ...]:
+    names = event.get("tracing_adapters")
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise InvalidEvent("invalid_event", "tracing_adapters: not a list of names")
+    if len(names) > MAX_ADAPTERS:
+        raise InvalidEvent("invalid_event", f"tracing_adapters: more than {MAX_ADAPTERS}")
+    return tuple(names)
 
 
 def plan(
@@ -80,33 +147,42 @@ def plan(
     delay: timedelta,
     now: datetime,
     decode: Callable[[bytes], dict[str, Any]] = codec.decode_trade_closed,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Plan:
-    """Decide the fate of one trade.closed message. Never raises for bad input
-    (`decode` may raise for a broken dependency, such as a schema registry that is down)."""
+    """Decide the fate of one trade.closed message. Never raises for bad input; `decode`
+    may raise DependencyError (a schema registry that is down), which propagates."""
     event: dict[str, Any] | None = None
     try:
         if value is None:
             raise InvalidEvent("undecodable", "empty message (tombstone)")
         event = decode(value)
-        if not event["tracing_opt_in"]:
+        if event.get("tracing_opt_in") is not True:
             return Skip("not_opted_in")
-        validate(event)
+        requested = _adapters(event)
+        validate(event, now, limits)
         trace = redact(event)
+        delivery = TraceDelivery(
+            trace=trace,
+            adapters=tuple(sorted(set(requested) & enabled_adapters)),
+            due_at=due_at(trace.closed_at, delay),
+            origin=origin,
+        )
     except InvalidEvent as exc:
-        return Reject(
-            DeadLetter(
-                reason=exc.reason,
-                detail=exc.detail,
-                dead_at=now,
-                origin=origin,
-                redacted=redacted_json(event) if event is not None else None,
-            )
-        )
-    adapters = tuple(sorted(set(event["tracing_adapters"]) & enabled_adapters))
-    if not adapters:
+        return _reject(exc.reason, exc.detail, event, origin, now)
+    except DependencyError:
+        raise
+    except Exception as exc:  # a gap in the rules above: the record's fault all the same
+        detail = f"{type(exc).__name__} while validating or redacting"
+        return _reject("unprocessable", detail, event, origin, now)
+    if not delivery.adapters:
         return Skip("no_enabled_adapter")
-    return Schedule(
-        TraceDelivery(
-            trace=trace, adapters=adapters, due_at=due_at(trace.closed_at, delay), origin=origin
-        )
+    return Schedule(delivery)
+
+
+def _reject(
+    reason: str, detail: str, event: Mapping[str, Any] | None, origin: Origin, now: datetime
+) -> Reject:
+    redacted = redacted_json(event) if event is not None else None
+    return Reject(
+        DeadLetter(reason=reason, detail=detail, dead_at=now, origin=origin, redacted=redacted)
     )

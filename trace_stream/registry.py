@@ -28,14 +28,14 @@ from pydantic import SecretStr
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from . import codec
-from .errors import InvalidEvent, TraceStreamError
+from .errors import DependencyError, InvalidEvent
 from .settings import Settings
 
 Decoder = Callable[[bytes], dict[str, Any]]
 MAGIC = 0
 
 
-class RegistryUnavailable(TraceStreamError):
+class RegistryUnavailable(DependencyError):
     """The schema registry did not answer; retried, then fatal for the stage."""
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from . import codec
 from .health import Health
-from .ingest import Reject, Schedule, Skip, plan
+from .ingest import DEFAULT_LIMITS, Limits, Reject, Schedule, Skip, plan
 from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
 from .records import DeadLetter, Origin, TraceDelivery
@@ -23,7 +23,7 @@ from .topics import Topics
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event"})
+DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event", "unprocessable"})
 STAGE = "schedule"
 
 
@@ -70,6 +70,7 @@ class Scheduler:
         metrics: Metrics,
         health: Health,
         decode: Decoder = codec.decode_trade_closed,
+        limits: Limits = DEFAULT_LIMITS,
         batch_size: int = 500,
     ) -> None:
         self._consumer = consumer_factory(self)
@@ -81,6 +82,7 @@ class Scheduler:
         self._metrics = metrics
         self._health = health
         self._decode = decode
+        self._limits = limits
         self._batch_size = batch_size
 
     def on_assign(self, tps: list[tuple[str, int]]) -> None:
@@ -132,9 +134,24 @@ class Scheduler:
             delay=self._delay,
             now=self._clock(),
             decode=self._decode,
+            limits=self._limits,
         )
         if isinstance(p, Schedule):
             d = p.delivery
+            try:
+                record = delivery_record(self._topics.delay, d)
+            except Exception as exc:  # validation let through what Avro cannot hold
+                log.error(
+                    "delivery not encodable, dead-lettered",
+                    extra={"error": type(exc).__name__, **coords},
+                )
+                letter = DeadLetter(
+                    reason="unprocessable",
+                    detail=f"{type(exc).__name__} while encoding the delivery",
+                    dead_at=self._clock(),
+                    origin=origin,
+                )
+                return letter.reason, [dead_letter_record(self._topics.dead_letter, letter, origin)]
             log.info(
                 "trade scheduled",
                 extra={
@@ -144,13 +161,16 @@ class Scheduler:
                     **coords,
                 },
             )
-            return "scheduled", [delivery_record(self._topics.delay, d)]
+            return "scheduled", [record]
         if isinstance(p, Skip):
             log.info("trade skipped", extra={"reason": p.reason, **coords})
             return f"skipped_{p.reason}", []
         assert isinstance(p, Reject)
         letter = p.letter
-        log.warning(
+        # `unprocessable`: a rule is missing in ingest.validate, so say it loudly.
+        level = logging.ERROR if letter.reason == "unprocessable" else logging.WARNING
+        log.log(
+            level,
             "event dead-lettered",
             extra={"reason": letter.reason, "detail": letter.detail, **coords},
         )

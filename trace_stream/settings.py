@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         default=None, gt=0, description="dead-letter topic retention; default as above"
     )
 
-    trace_delay_minutes: float = Field(default=5, ge=0)
+    trace_delay_minutes: float = Field(default=5, ge=0, le=10_080, description="a week at most")
     trace_max_clock_skew: str = Field(
         default="5m", description="how far in the future a closed_at or opened_at may be"
     )

@@ -3,13 +3,16 @@ delivery goes, over generated histories rather than hand-picked cases."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import trade_event
+from trace_stream import codec
 from trace_stream.adapters.base import Delivered, Permanent, Retriable
+from trace_stream.ingest import Reject, Schedule, plan
 from trace_stream.kafka import OutRecord
 from trace_stream.offsets import OffsetTracker
 from trace_stream.records import Origin, TraceDelivery
@@ -106,3 +109,74 @@ def test_routing_never_posts_early_and_never_retries_forever(
         assert isinstance(r, Abandon)
         assert isinstance(outcome, Permanent) or attempts >= max_retries
         assert r.letter.delivery is not None and r.letter.delivery.attempt == attempts + 1
+
+
+_TEXT = st.text(min_size=0, max_size=300)
+_TIMES = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    _TEXT,
+    _TIMES,
+    st.datetimes(),  # naive
+    st.lists(_TEXT, max_size=40),
+    st.binary(max_size=20),
+)
+_FIELDS = (
+    "trade_id",
+    "signal_id",
+    "instrument",
+    "side",
+    "volume",
+    "entry_price",
+    "exit_price",
+    "opened_at",
+    "closed_at",
+    "profit_loss",
+    "status",
+    "tracing_opt_in",
+    "tracing_adapters",
+    "user_email",
+)
+
+
+@given(
+    overrides=st.dictionaries(st.sampled_from(_FIELDS), _ANY, max_size=6),
+    drop=st.sets(st.sampled_from(_FIELDS), max_size=3),
+    delay=st.sampled_from([timedelta(0), timedelta(minutes=5), timedelta(days=7)]),
+)
+@settings(max_examples=400, deadline=None)
+def test_planning_never_raises_and_never_quotes_a_value(overrides, drop, delay) -> None:
+    """Whatever a decoded event holds (any type, any extreme), `plan` returns a plan;
+    a rejection names fields, never their values."""
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    event = {**trade_event("T-prop", closed_at=now - timedelta(minutes=1)), **overrides}
+    for name in drop:
+        event.pop(name, None)
+    p = plan(
+        b"ignored",
+        Origin(topic="in", partition=0, offset=0),
+        enabled_adapters=frozenset({"webhook"}),
+        delay=delay,
+        now=now,
+        decode=lambda _: event,
+    )
+    if isinstance(p, Reject):
+        assert p.letter.reason == "invalid_event", p.letter.detail  # no rule missing
+        for value in overrides.values():
+            if isinstance(value, str) and len(value) >= 4:
+                assert value not in p.letter.detail
+        json.loads(p.letter.redacted or "null", parse_constant=_strict)
+    elif isinstance(p, Schedule):
+        d = p.delivery
+        assert d.due_at == d.trace.closed_at + delay
+        assert d.trace.closed_at <= now + timedelta(minutes=5)
+        codec.encode_delivery(d)  # whatever passed validation can be written
+
+
+def _strict(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..app import utc_now
-from ..ingest import Plan, Reject, Skip, plan
+from ..ingest import Limits, Plan, Reject, Skip, plan
 from ..kafka import Message, Producer
 from ..records import Origin, TraceDelivery
 from ..registry import input_decoder
@@ -104,6 +104,7 @@ def run(
                 delay=settings.delay,
                 now=clock(),
                 decode=decode,
+                limits=Limits(settings.max_clock_skew, settings.trace_earliest_close),
             )
             sink.take(p, m)
     sink.flush()
