@@ -125,22 +125,46 @@ class LocalKafka:
         fmt = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
         subprocess.run(fmt, check=True, capture_output=True)
         self._log = self.log_path.open("wb")
+        self._launch()
+        self._wait_ready(timeout)
+        return self.bootstrap
+
+    def _launch(self) -> None:
         self._proc = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)),
+            self._java("kafka.Kafka", str(self.workdir / "server.properties")),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             # Its own session: a Ctrl-C meant for the demo must not stop the broker
             # before the service has shut down against it.
             start_new_session=True,
         )
+
+    def halt(self, timeout: float = 30) -> None:
+        """Stop the broker process, keeping its data directory and ports (see `resume`)."""
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout)
+        self._proc = None
+
+    def resume(self, timeout: float = 90) -> None:
+        """Start the halted broker again on the same data directory and ports."""
+        if self._proc is not None:
+            return
+        self._launch()
         self._wait_ready(timeout)
-        return self.bootstrap
 
     def _wait_ready(self, timeout: float) -> None:
         # log_level 0: the probe's "connection refused" while the JVM starts is expected.
         # Kept until stop(): dropping an admin client right after requests has crashed
         # the interpreter in librdkafka's teardown.
-        self._probe = admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        if self._probe is None:
+            self._probe = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = self._probe
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:

@@ -48,6 +48,9 @@ class Tracker:
         self.default = default or Reply()
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        """The most requests it was answering at once."""
         self.on_request: Callable[[Received], None] | None = None
         self.decide: Callable[[str, bytes], Reply] | None = None  # (path, body) -> reply
         tracker = self
@@ -58,6 +61,15 @@ class Tracker:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
+                tracker._enter()
+                try:
+                    self._answer(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout) before a slow reply
+                finally:
+                    tracker._leave()
+
+            def _answer(self, body: bytes) -> None:
                 reply = tracker._reply(self.path, body)
                 got = Received(
                     time.time(),
@@ -88,6 +100,15 @@ class Tracker:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _reply(self, path: str, body: bytes) -> Reply:
         with self._lock:

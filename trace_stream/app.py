@@ -51,7 +51,7 @@ class Service:
     metrics: Metrics
     clock: Clock = utc_now
     producer_factory: Callable[..., TransactionalProducer] = TransactionalProducer
-    """Called as (librdkafka config, transactional id, timeout=..., stop=...)."""
+    """Called as (librdkafka config, transactional id, timeout=, recovery=, stop=)."""
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _errors: list[BaseException] = field(default_factory=list)
@@ -99,7 +99,7 @@ class Service:
         refresh = functools.partial(
             probe.run,
             interval=s.trace_backlog_refresh_seconds,
-            bound=s.trace_kafka_timeout_seconds + 30,
+            bound=s.trace_kafka_timeout_seconds + 50,
             renew=lambda: Reader(s.kafka_config()),
         )
         self._spawn("backlog", refresh)
@@ -165,6 +165,7 @@ class Service:
             s.kafka_config(),
             transactional_id,
             timeout=s.trace_kafka_timeout_seconds,
+            recovery=s.trace_kafka_recovery_seconds,
             stop=self.stop,
         )
 

@@ -102,10 +102,13 @@ class Settings(BaseSettings):
     trace_breaker_cooldown_seconds: float = Field(default=300, gt=0)
     trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
     trace_kafka_timeout_seconds: float = Field(
-        default=30,
+        default=10, gt=0, description="wall-time bound on one Kafka call or transaction"
+    )
+    trace_kafka_recovery_seconds: float = Field(
+        default=45,
         gt=0,
-        description="wall-time bound on a Kafka call, and on recovering in process from a "
-        "failed transaction; past it the service exits 1",
+        description="how long a stage tries to recover from a failed transaction in process; "
+        "past it the service exits 1",
     )
     trace_startup_timeout_seconds: float = Field(
         default=300, gt=0, description="how long start-up waits for a broker to answer"

@@ -17,7 +17,7 @@ from .common import TP, OutRecord, TransactionAborted, bounded, client_config, p
 
 log = logging.getLogger(__name__)
 
-_MARGIN = 5.0
+_MARGIN = 2.0
 """Seconds our wall-time bound allows beyond the timeout given to librdkafka."""
 _FENCED = frozenset({"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"})
 
@@ -29,9 +29,12 @@ class TransactionalProducer:
     for any reason but fencing is aborted; when the abort fails too (the broker is
     away, or a call never returned), the producer is re-created under the same
     transactional id, which fences the old one and aborts its open transaction. Either
-    way the caller gets TransactionAborted and rewinds. Recovery is retried with
-    backoff for `timeout` seconds; past that, or when another producer with this
-    transactional id fenced us, `commit` raises a fatal KafkaError.
+    way the caller gets TransactionAborted and rewinds; recovery is retried with
+    backoff.
+
+    `timeout` bounds one transaction (or abort, or init); `recovery` bounds the whole
+    recovery. Past it, or when another producer with this transactional id fenced us,
+    `commit` raises a fatal KafkaError.
     """
 
     def __init__(
@@ -39,7 +42,8 @@ class TransactionalProducer:
         config: Mapping[str, Any],
         transactional_id: str,
         *,
-        timeout: float = 30,
+        timeout: float = 10,
+        recovery: float = 45,
         stop: threading.Event | None = None,
     ) -> None:
         self.transactional_id = transactional_id
@@ -47,6 +51,7 @@ class TransactionalProducer:
             {**config, "transactional.id": transactional_id, "linger.ms": 5}
         )
         self._timeout = timeout
+        self._recovery = recovery
         self._stop = stop or threading.Event()
         self.healthy = True
         """False from a failed transaction until the next one that succeeds."""
@@ -129,11 +134,11 @@ class TransactionalProducer:
 
     def _recover(self, failure: KafkaError) -> None:
         """Abort the open transaction, else re-create the producer; with backoff, within
-        `timeout` seconds; a fatal KafkaError past that."""
-        deadline = time.monotonic() + self._timeout
-        abort = functools.partial(self._p.abort_transaction, self._timeout / 3)
+        `recovery` seconds; a fatal KafkaError past that."""
+        deadline = time.monotonic() + self._recovery
+        abort = functools.partial(self._p.abort_transaction, self._timeout)
         try:
-            bounded(abort, self._timeout / 3 + _MARGIN, "abort_transaction")
+            bounded(abort, self._timeout + _MARGIN, "abort_transaction")
             self.healthy = True
             return
         except (KafkaException, KafkaError) as exc:
@@ -141,7 +146,7 @@ class TransactionalProducer:
         pause = 0.5
         while not self._stop.is_set():
             try:
-                self._p = self._connect(max(1.0, deadline - time.monotonic()))
+                self._p = self._connect(min(self._timeout, max(1.0, deadline - time.monotonic())))
                 self.healthy = True
                 log.info("transactional producer re-created", extra={"id": self.transactional_id})
                 return
@@ -154,7 +159,7 @@ class TransactionalProducer:
         if self._stop.is_set():
             return  # stopping: nothing more will be committed through this producer
         raise KafkaError(
-            f"Kafka did not recover within {self._timeout:g}s ({failure}): check the "
+            f"Kafka did not recover within {self._recovery:g}s ({failure}): check the "
             "brokers (KAFKA_BOOTSTRAP_SERVERS); exiting so that the service is restarted",
             failure.code,
         )

@@ -147,6 +147,7 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
 {{- $_ = set $env "TRACE_MAX_BUFFERED" (toString $v.trace.maxBuffered) }}
 {{- $_ = set $env "TRACE_KAFKA_TIMEOUT_SECONDS" (toString $v.trace.kafkaTimeoutSeconds) }}
+{{- $_ = set $env "TRACE_KAFKA_RECOVERY_SECONDS" (toString $v.trace.kafkaRecoverySeconds) }}
 {{- $_ = set $env "TRACE_STARTUP_TIMEOUT_SECONDS" (toString $v.trace.startupTimeoutSeconds) }}
 {{- $_ = set $env "TRACE_MAX_CLOCK_SKEW" $v.trace.maxClockSkew }}
 {{- $_ = set $env "TRACE_EARLIEST_CLOSE" $v.trace.earliestClose }}

@@ -1,0 +1,119 @@
+"""Trackers that fail: down for the whole retry ladder and then redriven; slower than
+the timeout or failing at random. Every trade ends delivered or dead-lettered, and the
+number of posts in flight stays bounded."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devenv.broker import LocalKafka
+from devenv.tracker import Reply, Tracker
+from tests.faults.harness import Stream, Supervisor, figures, settled
+from tests.support import ROOT, env_for, make_settings, wait_for
+
+FAST = "200ms,400ms,600ms,800ms,1s"
+
+
+def test_tracker_down_for_the_whole_ladder_then_redriven(
+    fault_broker: LocalKafka, tracker: Tracker, tmp_path: Path
+) -> None:
+    tracker.default = Reply(503)
+    settings = make_settings(
+        fault_broker.bootstrap, trace_delay_minutes=0.05, trace_retry_schedule=FAST
+    )
+    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
+    service = Supervisor(env, tmp_path / "service.log")
+    stream = Stream(settings, count=200, rate=100).start()
+    try:
+
+        def all_dead() -> bool:
+            done = stream.done()
+            return done and figures(stream, tracker, 0, dead_letters=True).dead_lettered == 200
+
+        wait_for(all_dead, timeout=90, what="every trade dead-lettered")
+        before = figures(stream, tracker, service.restarts, dead_letters=True)
+        tracker.default = Reply(200)
+        redrive = subprocess.run(
+            [sys.executable, "-m", "trace_stream.cli", "dlq", "redrive"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert redrive.returncode == 0, redrive.stderr
+        wait_for(lambda: settled(stream, tracker), timeout=90, what="every trade redriven")
+    finally:
+        code, took = service.stop(timeout=30)
+    after = figures(stream, tracker, service.restarts)
+    print(f"\ntracker down for the ladder: {before}; after the redrive: {after}")
+    assert before.delivered == 0 and before.lost == 0, str(before)
+    assert after.sound() and after.delivered == after.sent, str(after)
+    assert code == 0, f"SIGTERM: exit {code} after {took:.1f} s"
+
+
+def test_slow_and_failing_tracker_every_trade_settles_in_flight_bounded(
+    fault_broker: LocalKafka, tracker: Tracker, tmp_path: Path
+) -> None:
+    seed, in_flight, timeout = 11, 4, 1.0
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    held: list[tuple[float, float]] = []  # (arrival, how long the service waits for it)
+
+    def decide(_path: str, _body: bytes) -> Reply:
+        with lock:
+            draw = rng.random()
+            # A slow reply holds the service's slot until its timeout (less a margin for
+            # the clocks of two processes); the others for about no time at all.
+            held.append((time.monotonic(), timeout - 0.05 if draw < 0.15 else 0.001))
+        if draw < 0.15:
+            return Reply(200, delay=timeout + 0.3)  # the service gives up first
+        return Reply(500) if draw < 0.35 else Reply(200)
+
+    tracker.decide = decide
+    settings = make_settings(
+        fault_broker.bootstrap,
+        trace_delay_minutes=0,
+        trace_retry_schedule=FAST,
+        trace_max_in_flight=in_flight,
+    )
+    env = env_for(
+        settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces", WEBHOOK_TIMEOUT_SECONDS=str(timeout)
+    )
+    service = Supervisor(env, tmp_path / "service.log")
+    stream = Stream(settings, count=300, rate=200).start()
+    try:
+
+        def every_trade_settled() -> bool:
+            if not stream.done():
+                return False
+            f = figures(stream, tracker, 0, dead_letters=True)
+            return f.delivered + f.dead_lettered >= f.sent
+
+        wait_for(every_trade_settled, timeout=150, what="every trade delivered or dead-lettered")
+    finally:
+        code, took = service.stop(timeout=30)
+    result = figures(stream, tracker, service.restarts, dead_letters=True)
+    most = _most_at_once(held)
+    print(
+        f"\nseed {seed}, slow 15%, 500 20%: {result}; at most {most} posts in flight "
+        f"(tracker threads at once: {tracker.most_in_flight})"
+    )
+    assert result.lost == 0 and result.early == 0 and result.same_keys, str(result)
+    assert most <= in_flight, f"{most} posts in flight at once, limit {in_flight}"
+    assert code == 0, f"SIGTERM: exit {code} after {took:.1f} s"
+
+
+def _most_at_once(held: list[tuple[float, float]]) -> int:
+    """The most intervals [arrival, arrival + held) that overlap at one moment."""
+    edges = sorted([(at, 1) for at, _ in held] + [(at + d, -1) for at, d in held])
+    most = now = 0
+    for _, step in edges:  # at equal times an end (-1) sorts before a start (+1)
+        now += step
+        most = max(most, now)
+    return most
