@@ -55,16 +55,28 @@ class TransactionalProducer:
         self._stop = stop or threading.Event()
         self.healthy = True
         """False from a failed transaction until the next one that succeeds."""
-        self._p = self._connect(timeout)
+        self._p = self._connect(time.monotonic() + recovery)
 
-    def _connect(self, timeout: float) -> confluent_kafka.Producer:
+    def _connect(self, deadline: float) -> confluent_kafka.Producer:
+        """A new producer whose transactions are initialised, which fences any earlier
+        one with this transactional id. A timed-out init is resumed on the same client
+        (a fresh client per attempt would leave pending inits behind that complete later
+        and fence the one that succeeded), with backoff, until `deadline`."""
         producer = confluent_kafka.Producer(self._config)
-        call = functools.partial(producer.init_transactions, timeout)
-        try:
-            bounded(call, timeout + _MARGIN, f"init_transactions of {self.transactional_id}")
-        except KafkaException as exc:
-            raise wrap(exc, f"init_transactions of {self.transactional_id}") from None
-        return producer
+        what = f"init_transactions of {self.transactional_id}"
+        pause = 0.5
+        while True:
+            wait = min(self._timeout, max(1.0, deadline - time.monotonic()))
+            try:
+                bounded(functools.partial(producer.init_transactions, wait), wait + _MARGIN, what)
+                return producer
+            except KafkaException as exc:
+                failure = wrap(exc, what)
+            if not failure.retriable or time.monotonic() + pause >= deadline:
+                raise failure
+            if self._stop.wait(pause):
+                raise KafkaError(f"{what}: stopped while waiting for Kafka", failure.code)
+            pause = min(2 * pause, 5.0)
 
     def commit(
         self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
@@ -143,19 +155,13 @@ class TransactionalProducer:
             return
         except (KafkaException, KafkaError) as exc:
             log.warning("abort failed, re-creating the producer", extra={"error": str(exc)})
-        pause = 0.5
-        while not self._stop.is_set():
-            try:
-                self._p = self._connect(min(self._timeout, max(1.0, deadline - time.monotonic())))
-                self.healthy = True
-                log.info("transactional producer re-created", extra={"id": self.transactional_id})
-                return
-            except KafkaError as exc:
-                failure = exc
-            if time.monotonic() + pause >= deadline:
-                break
-            self._stop.wait(pause)
-            pause = min(2 * pause, 5.0)
+        try:
+            self._p = self._connect(deadline)
+            self.healthy = True
+            log.info("transactional producer re-created", extra={"id": self.transactional_id})
+            return
+        except KafkaError as exc:  # Stuck, a fatal error, or the deadline passed
+            failure = exc
         if self._stop.is_set():
             return  # stopping: nothing more will be committed through this producer
         raise KafkaError(
