@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from devenv.tracker import Tracker
 from tests.support import Process, read_topics, trade_event
 from trace_stream import codec
@@ -107,6 +109,36 @@ class Supervisor:
         took = time.monotonic() - started
         self.proc.close()
         return code, took
+
+
+class Readiness:
+    """Polls a service's /readyz twice a second on a background thread; keeps
+    (monotonic time, HTTP status or 0 when nothing answered)."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/readyz"
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="readiness", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                status = httpx.get(self.url, timeout=1).status_code
+            except httpx.HTTPError:
+                status = 0
+            self.seen.append((time.monotonic(), status))
+
+    def between(self, start: float, end: float) -> set[int]:
+        return {status for at, status in self.seen if start <= at <= end}
+
+    def now(self) -> int:
+        return self.seen[-1][1] if self.seen else 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from devenv.broker import LocalKafka
+from devenv.broker import LocalKafka, free_port
 from devenv.tracker import Tracker
-from tests.faults.harness import Stream, Supervisor, figures, settled
+from tests.faults.harness import Readiness, Stream, Supervisor, figures, settled
 from tests.support import env_for, make_settings, wait_for
 
 SHUTDOWN = 5.0
@@ -27,8 +27,10 @@ def test_broker_outage_mid_stream(
         trace_retry_schedule="200ms,400ms,600ms,800ms,1s",
         trace_shutdown_timeout_seconds=SHUTDOWN,
     )
-    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
+    port = free_port()
+    env = env_for(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces", METRICS_PORT=str(port))
     service = Supervisor(env, tmp_path / "service.log")
+    ready = Readiness(port)
     stream = Stream(settings, count=1500, rate=100).start()
     try:
         wait_for(lambda: len(tracker.requests(ok=True)) >= 100, timeout=60, what="posts flowing")
@@ -38,14 +40,24 @@ def test_broker_outage_mid_stream(
             assert service.restarts < 5, "restarting in a loop"
             time.sleep(0.5)
         fault_broker.resume()
-        up = time.time()
+        up, resumed = time.time(), time.monotonic()
         wait_for(lambda: settled(stream, tracker), timeout=180, what="every trade posted")
         assert service.alive(), "the service is down after the outage"
+        wait_for(lambda: ready.now() == 200, timeout=30, what="/readyz 200 again")
+        # A stage blocked in a transaction is not ready once its loop has not come
+        # round for 15 s (or its transaction failed, after 12 s): look after that.
+        during = ready.between(halted + 16, resumed)
     finally:
+        ready.close()
         code, took = service.stop(timeout=SHUTDOWN + 20)
         fault_broker.resume()
     result = figures(stream, tracker, service.restarts, broker_up=up)
-    print(f"\nbroker down {down} s: {result}; SIGTERM exit {code} in {took:.1f} s")
+    print(
+        f"\nbroker down {down} s: {result}; /readyz during it {sorted(during)}; "
+        f"SIGTERM exit {code} in {took:.1f} s"
+    )
+    if down >= 30:
+        assert during and 200 not in during, "/readyz said ready while the broker was down"
     assert result.sound(), str(result)
     assert result.delivered == result.sent, str(result)
     assert code == 0 and took < SHUTDOWN + 10, f"SIGTERM: exit {code} after {took:.1f} s"

@@ -174,7 +174,7 @@ def test_poison_events_are_dead_lettered_and_valid_ones_still_delivered(kafka_bo
         "trade_id: missing",
         "status: not closed",
         "closed_at: before opened_at",
-        "entry_price: must be a positive number",
+        "entry_price: must be a number above 0",
         "side: not BUY or SELL",
     ):
         assert rule in details

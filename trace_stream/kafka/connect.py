@@ -51,6 +51,10 @@ def wait_for_brokers(
             except KafkaError as exc:
                 failure = exc
             left = deadline - time.monotonic()
+            log.warning(
+                "waiting for Kafka",
+                extra={"attempt": attempt, "kafka_error": failure.code, "retry_in": pause},
+            )
             if left <= 0:
                 raise KafkaError(
                     f"no Kafka broker at {config.get('bootstrap.servers')} answered within "
@@ -58,10 +62,6 @@ def wait_for_brokers(
                     "KAFKA_SECURITY_PROTOCOL and that the brokers are up",
                     failure.code,
                 )
-            log.warning(
-                "waiting for Kafka",
-                extra={"attempt": attempt, "kafka_error": failure.code, "retry_in": pause},
-            )
             stop.wait(min(pause, left))
             pause = min(2 * pause, 10.0)
         return False

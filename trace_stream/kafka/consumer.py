@@ -45,6 +45,7 @@ class Consumer:
         self._c = confluent_kafka.Consumer(client_config(self._config))
         self._start: dict[TP, int] = {}  # the first offset read since assignment
         self._committed: dict[TP, int] = {}  # committed through `mark_committed` since
+        self._pending: dict[TP, int] = {}  # rewinds librdkafka refused for now
         self._down = False  # librdkafka said every broker is down
         self._checked = 0.0
 
@@ -70,6 +71,7 @@ class Consumer:
         raised."""
         # librdkafka's batch consume waits for a full batch or the whole timeout, which
         # would add the timeout to every due post: wait for one, then take the rest.
+        self._seek_pending()
         first = self._c.poll(timeout)
         if first is None:
             return []
@@ -86,6 +88,8 @@ class Consumer:
                     log.warning("consumer error", extra={"kafka_error": err.name()})
                 continue
             message = to_message(m)
+            if message.tp in self._pending:
+                continue  # read before its rewind: read again once the seek is done
             self._start.setdefault(message.tp, message.offset)
             out.append(message)
         if out:
@@ -110,9 +114,12 @@ class Consumer:
         return not self._down
 
     def _forget(self, tps: Iterable[TP]) -> None:
+        """Partitions (re)assigned or revoked: a new assignment starts from the committed
+        offsets, so nothing is left to rewind for them."""
         for tp in tps:
             self._start.pop(tp, None)
             self._committed.pop(tp, None)
+            self._pending.pop(tp, None)
 
     def pause(self, tps: Iterable[TP]) -> None:
         self._c.pause([TopicPartition(t, p) for t, p in tps])
@@ -133,9 +140,22 @@ class Consumer:
         """Seek every partition read since its assignment back to the last offset committed
         for it (after an abort). Local: the committed offsets are the ones this consumer
         started from or committed since, so no broker needs to answer."""
-        for tp, start in self._start.items():
-            self._c.seek(TopicPartition(tp[0], tp[1], self._committed.get(tp, start)))
         self._start = {tp: self._committed.get(tp, o) for tp, o in self._start.items()}
+        self._pending.update(self._start)
+        self._seek_pending()
+
+    def _seek_pending(self) -> None:
+        """Seek the partitions still to rewind. librdkafka refuses a seek while a
+        partition is between states (a rebalance under way: `_STATE`); such a partition
+        stays pending, and its records are dropped until the seek is done or it is
+        assigned anew (from the committed offset)."""
+        for tp, offset in list(self._pending.items()):
+            try:
+                self._c.seek(TopicPartition(tp[0], tp[1], offset))
+            except KafkaException as exc:
+                log.warning("rewind deferred", extra={"partition": tp[1], "error": str(exc)})
+                continue
+            del self._pending[tp]
 
     def close(self, timeout: float = 10) -> None:
         """Leave the group (running the revoke callback) within `timeout` seconds; past
