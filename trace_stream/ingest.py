@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeGuard
@@ -50,6 +50,13 @@ class Limits:
     earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     """Close and open times before this are input errors."""
 
+    def __post_init__(self) -> None:
+        # A naive floor or a negative skew would reject every event: refuse at start-up.
+        if self.earliest.utcoffset() is None:
+            raise ValueError("Limits.earliest must be timezone-aware")
+        if self.max_clock_skew < timedelta(0):
+            raise ValueError("Limits.max_clock_skew must not be negative")
+
 
 DEFAULT_LIMITS = Limits()
 
@@ -73,11 +80,15 @@ Plan = Schedule | Skip | Reject
 
 
 def due_at(closed_at: datetime, delay: timedelta) -> datetime:
+    """`closed_at + delay`. For a validated event, closed_at is at most the time of
+    reading + the clock skew, so this cannot overflow (TRACE_DELAY_MINUTES is at most a
+    week)."""
     return closed_at + delay
 
 
 def validate(event: Mapping[str, Any], now: datetime, limits: Limits = DEFAULT_LIMITS) -> None:
-    """Raise InvalidEvent naming every broken rule (field names only, no values)."""
+    """Raise InvalidEvent naming every broken rule (field names only, no values). Only
+    called for opted-in events: the others are skipped whatever they hold."""
     problems = list(_problems(event, now, limits))
     if problems:
         raise InvalidEvent("invalid_event", "; ".join(problems))
@@ -86,9 +97,9 @@ def validate(event: Mapping[str, Any], now: datetime, limits: Limits = DEFAULT_L
 def _problems(event: Mapping[str, Any], now: datetime, limits: Limits) -> Iterable[str]:
     for name, longest in MAX_LENGTH.items():
         yield from _text(name, event.get(name), longest)
-    if str(event.get("status", "")).lower() != "closed":
+    if not _one_of(event.get("status"), {"closed"}, str.lower):
         yield "status: not closed"
-    if str(event.get("side", "")).upper() not in SIDES:
+    if not _one_of(event.get("side"), SIDES, str.upper):
         yield "side: not BUY or SELL"
     for name in ("volume", "entry_price", "exit_price"):
         if not _number(event.get(name), 0, MAX_AMOUNT) or event[name] <= 0:
@@ -100,15 +111,23 @@ def _problems(event: Mapping[str, Any], now: datetime, limits: Limits) -> Iterab
     opened, closed = event.get("opened_at"), event.get("closed_at")
     if _aware(opened) and _aware(closed) and closed < opened:
         yield "closed_at: before opened_at"
+    yield from _adapters(event.get("tracing_adapters"))
+
+
+def _one_of(value: object, allowed: Collection[str], fold: Callable[[str], str]) -> bool:
+    return isinstance(value, str) and fold(value) in allowed
 
 
 def _text(name: str, value: object, longest: int) -> Iterable[str]:
-    if not isinstance(value, str) or not value.strip():
-        yield f"{name}: missing"
-    elif len(value) > longest:
-        yield f"{name}: longer than {longest} characters"
-    elif any(unicodedata.category(c) in _FORBIDDEN for c in value):
-        yield f"{name}: holds a control or format character"
+    if not isinstance(value, str):
+        yield f"{name}: missing" if value is None else f"{name}: not text"
+    elif not value.strip():
+        yield f"{name}: only whitespace" if value else f"{name}: missing"
+    else:
+        if len(value) > longest:
+            yield f"{name}: longer than {longest} characters"
+        if any(unicodedata.category(c) in _FORBIDDEN for c in value):
+            yield f"{name}: holds a control or format character"
 
 
 def _number(value: object, low: float, high: float) -> bool:
@@ -126,17 +145,15 @@ def _time(name: str, value: object, now: datetime, limits: Limits) -> Iterable[s
         yield f"{name}: not a UTC timestamp"
     elif value < limits.earliest:
         yield f"{name}: before {limits.earliest.isoformat()} (TRACE_EARLIEST_CLOSE)"
-    elif value > now + limits.max_clock_skew:
+    elif value - now > limits.max_clock_skew:  # not `now + skew`: that can overflow
         yield f"{name}: more than {limits.max_clock_skew} in the future (TRACE_MAX_CLOCK_SKEW)"
 
 
-def _adapters(event: Mapping[str, Any]) -> tuple[str, ...]:
-    names = event.get("tracing_adapters")
+def _adapters(names: object) -> Iterable[str]:
     if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-        raise InvalidEvent("invalid_event", "tracing_adapters: not a list of names")
-    if len(names) > MAX_ADAPTERS:
-        raise InvalidEvent("invalid_event", f"tracing_adapters: more than {MAX_ADAPTERS}")
-    return tuple(names)
+        yield "tracing_adapters: not a list of names"
+    elif len(names) > MAX_ADAPTERS:
+        yield f"tracing_adapters: more than {MAX_ADAPTERS} names"
 
 
 def plan(
@@ -152,18 +169,21 @@ def plan(
     """Decide the fate of one trade.closed message. Never raises for bad input; `decode`
     may raise DependencyError (a schema registry that is down), which propagates."""
     event: dict[str, Any] | None = None
+    step = "decoding"
     try:
         if value is None:
             raise InvalidEvent("undecodable", "empty message (tombstone)")
         event = decode(value)
+        step = "validating"
         if event.get("tracing_opt_in") is not True:
             return Skip("not_opted_in")
-        requested = _adapters(event)
         validate(event, now, limits)
+        step = "redacting"
         trace = redact(event)
+        step = "computing the due time"
         delivery = TraceDelivery(
             trace=trace,
-            adapters=tuple(sorted(set(requested) & enabled_adapters)),
+            adapters=tuple(sorted(set(event["tracing_adapters"]) & enabled_adapters)),
             due_at=due_at(trace.closed_at, delay),
             origin=origin,
         )
@@ -172,16 +192,13 @@ def plan(
     except DependencyError:
         raise
     except Exception as exc:  # a gap in the rules above: the record's fault all the same
-        detail = f"{type(exc).__name__} while validating or redacting"
-        return _reject("unprocessable", detail, event, origin, now)
+        return _reject("unprocessable", f"{type(exc).__name__} while {step}", event, origin, now)
     if not delivery.adapters:
         return Skip("no_enabled_adapter")
     return Schedule(delivery)
 
 
-def _reject(
-    reason: str, detail: str, event: Mapping[str, Any] | None, origin: Origin, now: datetime
-) -> Reject:
+def _reject(reason: str, detail: str, event: object, origin: Origin, now: datetime) -> Reject:
     redacted = redacted_json(event) if event is not None else None
     return Reject(
         DeadLetter(reason=reason, detail=detail, dead_at=now, origin=origin, redacted=redacted)

@@ -37,25 +37,37 @@ def redact(event: Mapping[str, Any]) -> Trace:
 
 MAX_TEXT = 256
 """Characters kept of a text value in a dead letter (an invalid value can be huge)."""
+_LONG = 2**63
+"""Integers outside Avro's long, [-2**63, 2**63), become null like non-finite floats."""
 
 
-def redacted_json(event: Mapping[str, Any]) -> str:
+def redacted_json(event: object) -> str:
     """The allow-listed fields that are present, as strict JSON, for dead letters of
-    invalid events: non-finite numbers become null, times ISO 8601, long text is cut,
-    anything else its type's name. Never raises."""
-    kept = {name: _plain(event[name]) for name in ALLOWED_FIELDS if name in event}
+    invalid events: non-finite numbers and integers beyond a long become null, times
+    ISO 8601, text longer than MAX_TEXT is cut (ending in "…"), anything else its type's
+    name in angle brackets. Never raises, whatever `event` is (not a mapping: `{}`)."""
+    kept: dict[str, object] = {}
+    if isinstance(event, Mapping):
+        for name in ALLOWED_FIELDS:
+            try:
+                if name in event:
+                    kept[name] = _plain(event[name])
+            except Exception:  # a mapping or value that misbehaves: the letter still goes
+                kept[name] = "<unreadable>"
     return json.dumps(kept, sort_keys=True, allow_nan=False)
 
 
 def _plain(value: object) -> object:
+    """A JSON value of a builtin type (json.dumps then cannot fail)."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        return value
+        return int(value) if -_LONG <= value < _LONG else None
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+        text = str.__str__(value)  # a plain str, even from a subclass
+        return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return datetime.isoformat(value)
     return f"<{type(value).__name__}>"

@@ -11,13 +11,15 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import codec
 from .health import Health
-from .ingest import DEFAULT_LIMITS, Limits, Reject, Schedule, Skip, plan
+from .ingest import DEFAULT_LIMITS, Limits, Schedule, Skip, plan
 from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
 from .metrics import Metrics
 from .records import DeadLetter, Origin, TraceDelivery
+from .redact import redacted_json
 from .registry import Decoder
 from .topics import Topics
 
@@ -125,6 +127,8 @@ class Scheduler:
         return len(messages)
 
     def _plan(self, m: Message) -> tuple[str, list[OutRecord]]:
+        """One message -> its outcome and output records. Never raises for a bad record;
+        only a DependencyError (the schema registry is down) stops the stage."""
         origin = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
         coords = {"topic": m.topic, "partition": m.partition, "offset": m.offset}
         p = plan(
@@ -137,41 +141,44 @@ class Scheduler:
             limits=self._limits,
         )
         if isinstance(p, Schedule):
-            d = p.delivery
-            try:
-                record = delivery_record(self._topics.delay, d)
-            except Exception as exc:  # validation let through what Avro cannot hold
-                log.error(
-                    "delivery not encodable, dead-lettered",
-                    extra={"error": type(exc).__name__, **coords},
-                )
-                letter = DeadLetter(
-                    reason="unprocessable",
-                    detail=f"{type(exc).__name__} while encoding the delivery",
-                    dead_at=self._clock(),
-                    origin=origin,
-                )
-                return letter.reason, [dead_letter_record(self._topics.dead_letter, letter, origin)]
-            log.info(
-                "trade scheduled",
-                extra={
-                    "trade_id": d.trace.trade_id,
-                    "adapters": ",".join(d.adapters),
-                    "due_at": d.due_at.isoformat(),
-                    **coords,
-                },
-            )
-            return "scheduled", [record]
+            return self._schedule(p.delivery, coords)
         if isinstance(p, Skip):
             log.info("trade skipped", extra={"reason": p.reason, **coords})
             return f"skipped_{p.reason}", []
-        assert isinstance(p, Reject)
-        letter = p.letter
-        # `unprocessable`: a rule is missing in ingest.validate, so say it loudly.
+        return self._dead_letter(p.letter, coords)
+
+    def _schedule(self, d: TraceDelivery, coords: dict[str, Any]) -> tuple[str, list[OutRecord]]:
+        try:
+            record = delivery_record(self._topics.delay, d)
+        except Exception as exc:  # validation let through what Avro cannot hold
+            letter = DeadLetter(
+                reason="unprocessable",
+                detail=f"{type(exc).__name__} while encoding the delivery",
+                dead_at=self._clock(),
+                origin=d.origin,
+                redacted=redacted_json(d.trace.model_dump()),
+            )
+            return self._dead_letter(letter, coords)
+        log.info(
+            "trade scheduled",
+            extra={
+                "trade_id": d.trace.trade_id,
+                "adapters": ",".join(d.adapters),
+                "due_at": d.due_at.isoformat(),
+                **coords,
+            },
+        )
+        return "scheduled", [record]
+
+    def _dead_letter(
+        self, letter: DeadLetter, coords: dict[str, Any]
+    ) -> tuple[str, list[OutRecord]]:
+        # `unprocessable`: a rule is missing in ingest.validate, so say it loudly. The
+        # detail names the exception type and the step only, never a value.
         level = logging.ERROR if letter.reason == "unprocessable" else logging.WARNING
         log.log(
             level,
             "event dead-lettered",
             extra={"reason": letter.reason, "detail": letter.detail, **coords},
         )
-        return letter.reason, [dead_letter_record(self._topics.dead_letter, letter, origin)]
+        return letter.reason, [dead_letter_record(self._topics.dead_letter, letter, letter.origin)]

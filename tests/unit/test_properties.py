@@ -4,19 +4,25 @@ delivery goes, over generated histories rather than hand-picked cases."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import trade_event
 from trace_stream import codec
 from trace_stream.adapters.base import Delivered, Permanent, Retriable
-from trace_stream.ingest import Reject, Schedule, plan
+from trace_stream.errors import DependencyError, InvalidEvent
+from trace_stream.ingest import Plan, Reject, Schedule, Skip, plan
 from trace_stream.kafka import OutRecord
 from trace_stream.offsets import OffsetTracker
 from trace_stream.records import Origin, TraceDelivery
 from trace_stream.redact import redact
+from trace_stream.registry import RegistryUnavailable
 from trace_stream.routing import Abandon, Done, Retry, RetryPolicy, route
 
 TP = ("t", 0)
@@ -115,7 +121,36 @@ _TEXT = st.text(min_size=0, max_size=300)
 _TIMES = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
 )
-_ANY = st.one_of(
+_EXTREMES = st.sampled_from(
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        1e308,
+        -1e308,
+        5e-324,
+        -0.0,
+        1e12,
+        1.0000000000000002e12,
+        1e15,
+        -1e15,
+        2**63,
+        -(2**63) - 1,
+        10**5000,  # str() of it raises
+        "",
+        " ",
+        "\u202e",
+        "\x00",
+        "\ud800",
+        "EUR\u202eUSD" * 30_000,
+        datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime.max,
+    ]
+)
+_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -123,8 +158,14 @@ _ANY = st.one_of(
     _TEXT,
     _TIMES,
     st.datetimes(),  # naive
-    st.lists(_TEXT, max_size=40),
     st.binary(max_size=20),
+    _EXTREMES,
+)
+_ANY = st.one_of(
+    _SCALARS,
+    st.lists(_TEXT, max_size=40),
+    st.lists(_SCALARS, max_size=5),
+    st.dictionaries(_TEXT, _SCALARS, max_size=3),
 )
 _FIELDS = (
     "trade_id",
@@ -142,6 +183,43 @@ _FIELDS = (
     "tracing_adapters",
     "user_email",
 )
+_RULE = (
+    r"(trade_id|signal_id|instrument|side|status|volume|entry_price|exit_price|profit_loss"
+    r"|opened_at|closed_at|tracing_adapters): (missing|not text|only whitespace"
+    r"|longer than (128|64) characters|holds a control or format character|not closed"
+    r"|not BUY or SELL|must be a number above 0 and at most 1e\+12"
+    r"|must be a number between -1e\+15 and 1e\+15|not a UTC timestamp|before opened_at"
+    r"|before 2000-01-01T00:00:00\+00:00 \(TRACE_EARLIEST_CLOSE\)"
+    r"|more than 0:05:00 in the future \(TRACE_MAX_CLOCK_SKEW\)"
+    r"|not a list of names|more than 32 names)"
+)
+_DETAIL = re.compile(f"{_RULE}(; {_RULE})*")
+"""Every detail of an invalid event: fixed field names and rules, nothing drawn."""
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | dict):
+        for item in value.items() if isinstance(value, dict) else value:
+            yield from _strings(item)
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _plan(event: object, delay: timedelta = timedelta(minutes=5)) -> Plan:
+    return plan(
+        b"ignored",
+        Origin(topic="in", partition=0, offset=0),
+        enabled_adapters=frozenset({"webhook"}),
+        delay=delay,
+        now=_NOW,
+        decode=lambda _: cast(Any, event),
+    )
+
+
+_NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 @given(
@@ -152,30 +230,66 @@ _FIELDS = (
 @settings(max_examples=400, deadline=None)
 def test_planning_never_raises_and_never_quotes_a_value(overrides, drop, delay) -> None:
     """Whatever a decoded event holds (any type, any extreme), `plan` returns a plan;
-    a rejection names fields, never their values."""
-    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
-    event = {**trade_event("T-prop", closed_at=now - timedelta(minutes=1)), **overrides}
+    a rejection names fields and rules, never their values."""
+    event = {**trade_event("T-prop", closed_at=_NOW - timedelta(minutes=1)), **overrides}
     for name in drop:
         event.pop(name, None)
-    p = plan(
-        b"ignored",
-        Origin(topic="in", partition=0, offset=0),
-        enabled_adapters=frozenset({"webhook"}),
-        delay=delay,
-        now=now,
-        decode=lambda _: event,
-    )
+    p = _plan(event, delay)
     if isinstance(p, Reject):
         assert p.letter.reason == "invalid_event", p.letter.detail  # no rule missing
-        for value in overrides.values():
-            if isinstance(value, str) and len(value) >= 4:
+        assert _DETAIL.fullmatch(p.letter.detail), p.letter.detail
+        for value in _strings(list(overrides.values())):
+            if len(value) >= 4 and value not in _RULE:  # drawn words of the rules themselves
                 assert value not in p.letter.detail
         json.loads(p.letter.redacted or "null", parse_constant=_strict)
     elif isinstance(p, Schedule):
         d = p.delivery
         assert d.due_at == d.trace.closed_at + delay
-        assert d.trace.closed_at <= now + timedelta(minutes=5)
+        assert datetime(2000, 1, 1, tzinfo=UTC) <= d.trace.closed_at <= _NOW + timedelta(minutes=5)
         codec.encode_delivery(d)  # whatever passed validation can be written
+
+
+_FAILURES = st.sampled_from(
+    [
+        ValueError("canary"),
+        KeyError("canary"),
+        RecursionError("canary"),
+        UnicodeDecodeError("utf-8", b"canary", 0, 1, "canary"),
+        InvalidEvent("undecodable", "not a valid trade_closed Avro record (ValueError)"),
+        DependencyError("canary"),
+        RegistryUnavailable("canary"),
+    ]
+)
+
+
+@given(outcome=st.one_of(_ANY, _FAILURES))
+@settings(max_examples=200, deadline=None)
+def test_only_a_dependency_failure_of_the_decoder_propagates(outcome) -> None:
+    """A decoder that returns anything at all, or raises: `plan` returns a plan, unless
+    the decoder's failure is a DependencyError (the schema registry is down)."""
+    if isinstance(outcome, BaseException):
+
+        def decode(_: bytes) -> dict[str, Any]:
+            raise outcome
+
+    else:
+
+        def decode(_: bytes) -> dict[str, Any]:
+            return cast(dict[str, Any], outcome)
+
+    origin = Origin(topic="in", partition=0, offset=0)
+    enabled = frozenset({"webhook"})
+    if isinstance(outcome, DependencyError):
+        with pytest.raises(DependencyError):
+            plan(
+                b"x", origin, enabled_adapters=enabled, delay=timedelta(0), now=_NOW, decode=decode
+            )
+        return
+    p = plan(b"x", origin, enabled_adapters=enabled, delay=timedelta(0), now=_NOW, decode=decode)
+    assert isinstance(p, Reject | Skip)
+    if isinstance(p, Reject):
+        assert "canary" not in p.letter.detail
+        json.loads(p.letter.redacted or "null", parse_constant=_strict)
 
 
 def _strict(name: str) -> None:
