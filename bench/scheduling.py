@@ -1,19 +1,25 @@
 """Scheduling: how late each trade is posted after its due time, when trades arrive out
 of close order at a steady rate.
 
-Publishes trades at `--rate` per second for `--seconds`, each with
-`closed_at = publish time + uniform(-D, +D)` (D = `--disorder`), to the real service
-(`python -m trace_stream.cli run`, webhook adapter, LOG_LEVEL=WARNING) started from
-`--root` (default: this checkout; point it at another checkout to compare versions).
-The delay is D + `--margin` seconds, so every trade arrives before it is due and
-lateness measures the service alone. A fast aiohttp tracker in another process stamps
-each post with the wall clock on arrival. Reports, from the first accepted post of
-each trade: lateness (arrival - due) p50, p99, max; early posts (arrival < due, no
-tolerance) and the smallest margin; duplicates; missing; the service's peak RSS.
+Publishes trades at `--rate` per second for `--seconds`, paced on the monotonic clock,
+each with `closed_at = publish time + uniform(-D, +D)` (D = `--disorder`, drawn from
+`--seed`), to the real service (`python -m trace_stream.cli run`, webhook adapter,
+LOG_LEVEL=WARNING) started from `--root` (default: this checkout; point it at another
+checkout to compare versions). The delay is D + `--margin` seconds, so every trade
+reaches the service before it is due and lateness is the service's alone. A fast
+aiohttp tracker in another process stamps each post with the wall clock on arrival.
+
+Reports per run: lateness (arrival of a trade's first post - due) min, p50, p99 and
+max; early posts (any post before its due time, no tolerance); duplicates (posts
+beyond one per trade) and trades whose posts carried different Idempotency-Keys;
+missing trades at the deadline (last due time + `--grace`); the service's peak RSS
+(VmHWM); with `--runs N`, the median of each figure. Due time = `closed_at` truncated
+to milliseconds (as Avro carries it) + delay.
 
     .venv/bin/python -m bench.scheduling --rate 200 --seconds 60 --disorder 60 [--json]
 
-Loopback only; the broker, tracker and service are stopped when the script ends.
+Uses a LocalKafka broker unless KAFKA_BOOTSTRAP_SERVERS is set; fresh topics per run.
+Loopback only; the service, tracker and broker are stopped when the script ends.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -31,6 +38,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,23 +48,28 @@ from typing import Any
 from aiohttp import web
 
 from devenv.broker import LocalKafka, free_port
-from tests.support import ROOT, env_for, make_settings, trade_event
+from devenv.trades import fresh_settings, service_env, trade_event
 from trace_stream import codec
 from trace_stream.kafka import OutRecord, Producer
 from trace_stream.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
+Post = tuple[str, float, str]  # trade id, time.time() on arrival, Idempotency-Key
+
 
 def _serve(conn: Connection) -> None:
-    """The tracker: answer 200 and keep (trade id, arrival time, idempotency key)."""
-    posts: list[tuple[str, float, str]] = []
+    """The tracker: answer 200 to every POST and keep a Post for it; GET
+    /posts?since=N returns the posts from the N-th on. Runs until `conn` says stop."""
+    posts: list[Post] = []
 
     async def post(request: web.Request) -> web.Response:
+        at = time.time()
         body = await request.json()
-        posts.append((body["trade_id"], time.time(), request.headers.get("Idempotency-Key", "")))
+        posts.append((body["trade_id"], at, request.headers.get("Idempotency-Key", "")))
         return web.json_response({"ok": True})
 
-    async def posted(_: web.Request) -> web.Response:
-        return web.json_response(posts)
+    async def posted(request: web.Request) -> web.Response:
+        return web.json_response(posts[int(request.query.get("since", 0)) :])
 
     async def main() -> None:
         app = web.Application()
@@ -65,15 +79,43 @@ def _serve(conn: Connection) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         conn.send(runner.addresses[0][1])
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await runner.cleanup()
 
     asyncio.run(main())
 
 
-def _peak_rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if "VmHWM" in line) / 1024
+@contextmanager
+def _tracker() -> Iterator[str]:
+    """The tracker in a process of its own; yields its base URL."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(child,), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(30):
+            raise RuntimeError("the tracker did not start within 30 s")
+        yield f"http://127.0.0.1:{parent.recv()}"
+    finally:
+        with suppress(OSError):  # it is gone already
+            parent.send("stop")
+        server.join(5)
+        if server.is_alive():
+            server.terminate()
+            server.join(5)
+
+
+@contextmanager
+def _broker() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS if set, else a LocalKafka for the whole script."""
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield bootstrap
+        return
+    kafka = LocalKafka()
+    try:
+        yield kafka.start()
+    finally:
+        kafka.stop()
 
 
 def _get(url: str) -> Any:
@@ -84,130 +126,235 @@ def _get(url: str) -> Any:
 def _start_service(
     settings: Settings, tracker: str, root: Path, log: Path
 ) -> subprocess.Popen[bytes]:
-    env = env_for(
-        settings, WEBHOOK_ENDPOINT=f"{tracker}/hook", LOG_LEVEL="WARNING", LOG_FORMAT="json"
+    env = service_env(
+        settings,
+        WEBHOOK_ENDPOINT=f"{tracker}/hook",
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="json",
+        PYTHONPATH=str(root),
     )
-    env["PYTHONPATH"] = str(root)
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "trace_stream.cli", "run"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=root,
         )
-    deadline = time.monotonic() + 60
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 90) -> None:
+    """Poll the service's /readyz until it answers 200; fail if it exits or times out."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/readyz", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the service did not get ready; see {log}") from None
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                return
+        except OSError:  # not listening yet, or 503: not ready
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited {proc.returncode} before ready") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service was not ready within {timeout} s") from None
             time.sleep(0.2)
 
 
-def _publish(settings: Settings, args: argparse.Namespace, delay: timedelta) -> dict[str, float]:
-    """Publish at a steady rate; return each trade's due time (epoch seconds)."""
+def _stop_service(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
+    """SIGTERM, SIGKILL after `timeout` s; return the exit code (negative: a signal)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """VmHWM of a live process; None once it has exited (a zombie has none)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return kib[0] / 1024 if kib else None
+
+
+def _publish(settings: Settings, args: argparse.Namespace, delay: float) -> dict[str, float]:
+    """Publish rate x seconds trades, the i-th at start + i/rate on the monotonic clock
+    (late ones do not push the rest back); return each trade's due time, epoch seconds."""
     rng = random.Random(args.seed)  # noqa: S311 (not for security)
     producer = Producer(settings.kafka_config())
     due: dict[str, float] = {}
     start = time.monotonic()
-    for i in range(args.rate * args.seconds):
-        while (ahead := start + i / args.rate - time.monotonic()) > 0:
-            time.sleep(min(ahead, 0.01))
-        closed = datetime.now(UTC) + timedelta(seconds=rng.uniform(-args.disorder, args.disorder))
+    for i in range(round(args.rate * args.seconds)):
+        ahead = start + i / args.rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+        offset = timedelta(seconds=rng.uniform(-args.disorder, args.disorder))
+        closed = datetime.now(UTC) + offset
         closed = closed.replace(microsecond=closed.microsecond // 1000 * 1000)  # Avro: ms
-        event = trade_event(f"{settings.trace_group_id}-{i:06d}", closed_at=closed)
-        due[event["trade_id"]] = (closed + delay).timestamp()
-        producer.produce(OutRecord(settings.trace_input_topic, codec.encode("trade_closed", event)))
+        trade_id = f"{settings.trace_group_id}-{i:06d}"
+        value = codec.encode("trade_closed", trade_event(trade_id, closed))
+        producer.produce(OutRecord(settings.trace_input_topic, value, key=trade_id.encode()))
+        due[trade_id] = closed.timestamp() + delay
     producer.flush()
     return due
 
 
-def _report(due: dict[str, float], posts: list[list[Any]], rss: float) -> dict[str, Any]:
+def _collect(
+    tracker: str, due: dict[str, float], proc: subprocess.Popen[bytes], deadline: float
+) -> list[Post]:
+    """This run's posts, once every trade in `due` has one, the service has exited, or
+    the wall clock passes `deadline`, whichever comes first."""
+    posts: list[Post] = []
+    cursor = 0
+    while True:
+        new = _get(f"{tracker}/posts?since={cursor}")
+        cursor += len(new)
+        posts += [(t, at, key) for t, at, key in new if t in due]
+        done = len({t for t, _, _ in posts}) == len(due)
+        if done or proc.poll() is not None or time.time() > deadline:
+            return posts
+        time.sleep(0.5)
+
+
+def _rank(values: list[float], q: float) -> float | None:
+    """The q-quantile of sorted `values` by nearest rank; None if there are none."""
+    return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
+
+
+def _report(due: dict[str, float], posts: list[Post]) -> dict[str, Any]:
     first: dict[str, float] = {}
-    for trade_id, at, _ in posts:
-        first.setdefault(trade_id, at)
-    late = sorted(first[t] - due[t] for t in first if t in due)
-    q = statistics.quantiles(late, n=100) if len(late) > 1 else late * 99
+    keys: dict[str, set[str]] = {}
+    for trade_id, at, key in posts:
+        first[trade_id] = min(at, first.get(trade_id, at))
+        keys.setdefault(trade_id, set()).add(key)
+    late = sorted(first[t] - due[t] for t in first)
     return {
         "trades": len(due),
         "posted": len(first),
         "missing": len(due) - len(first),
         "duplicates": len(posts) - len(first),
-        "early": sum(1 for x in late if x < 0),
-        "smallest_margin_s": round(min(late), 4) if late else None,
-        "lateness_p50_s": round(q[49], 4),
-        "lateness_p99_s": round(q[98], 4),
-        "lateness_max_s": round(max(late), 4),
-        "peak_rss_mib": round(rss, 1),
+        "keys_differ": sum(1 for k in keys.values() if len(k) > 1),
+        "early": sum(1 for t, at, _ in posts if at < due[t]),
+        "lateness_min_s": _rank(late, 0),
+        "lateness_p50_s": _rank(late, 0.5),
+        "lateness_p99_s": _rank(late, 0.99),
+        "lateness_max_s": _rank(late, 1),
     }
 
 
 def run_once(bootstrap: str, tracker: str, args: argparse.Namespace) -> dict[str, Any]:
-    delay = timedelta(seconds=args.disorder + args.margin)
-    settings = make_settings(
+    """One run on fresh topics with a fresh service process; its figures."""
+    began = time.monotonic()
+    delay = args.disorder + args.margin
+    settings = fresh_settings(
         bootstrap,
-        trace_delay_minutes=delay.total_seconds() / 60,
-        trace_topic_partitions=6,
+        trace_delay_minutes=delay / 60,
+        trace_topic_partitions=args.partitions,
         metrics_port=free_port(),
     )
     log = Path(tempfile.gettempdir()) / f"bench-scheduling-{settings.trace_group_id}.log"
     proc = _start_service(settings, tracker, Path(args.root).resolve(), log)
     try:
+        _wait_ready(proc, settings.metrics_port)
         due = _publish(settings, args, delay)
-        deadline = max(due.values()) + 60
-        while True:
-            posts = [p for p in _get(f"{tracker}/posts") if p[0] in due]
-            done = len({p[0] for p in posts}) == len(due)
-            if done or proc.poll() is not None or time.time() > deadline:
-                break
-            time.sleep(0.5)
+        posts = _collect(tracker, due, proc, deadline=max(due.values()) + args.grace)
         rss = _peak_rss_mib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return _report(due, posts, rss)
+        exit_code = _stop_service(proc)
+    result = _report(due, posts)
+    if exit_code == 0 and result["missing"] == 0:
+        log.unlink()
+    return {
+        **result,
+        "peak_rss_mib": rss,
+        "exit_code": exit_code,
+        "took_s": time.monotonic() - began,
+        "log": str(log) if log.exists() else None,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=int, default=200, help="trades per second")
-    parser.add_argument("--seconds", type=int, default=60, help="how long to publish")
-    parser.add_argument("--disorder", type=float, default=60, help="closed_at spread, ± s")
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each numeric figure over the runs (None where no run has one)."""
+    out: dict[str, Any] = {}
+    for name, value in runs[0].items():
+        if name != "log" and not isinstance(value, str):
+            values = [r[name] for r in runs if r[name] is not None]
+            out[name] = statistics.median(values) if values else None
+    return out
+
+
+COLUMNS = [  # (heading, figure, format)
+    ("trades", "trades", "{:.0f}"),
+    ("missing", "missing", "{:.0f}"),
+    ("dup", "duplicates", "{:.0f}"),
+    ("early", "early", "{:.0f}"),
+    ("min s", "lateness_min_s", "{:.3f}"),
+    ("p50 s", "lateness_p50_s", "{:.3f}"),
+    ("p99 s", "lateness_p99_s", "{:.3f}"),
+    ("max s", "lateness_max_s", "{:.3f}"),
+    ("RSS MiB", "peak_rss_mib", "{:.0f}"),
+    ("exit", "exit_code", "{:.0f}"),
+    ("took s", "took_s", "{:.0f}"),
+]
+
+
+def _row(label: str, figures: dict[str, Any]) -> str:
+    cells = [
+        "-" if figures[name] is None else fmt.format(figures[name]) for _, name, fmt in COLUMNS
+    ]
+    return f"{label:8}" + "".join(f"{c:>9}" for c in cells)
+
+
+def _table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{args.rate:g} trades/s for {args.seconds:g} s, closed_at ±{args.disorder:g} s, "
+        f"delay {args.disorder + args.margin:g} s, {args.partitions} partitions, "
+        f"seed {args.seed}, service from {Path(args.root).resolve()}",
+        f"{'':8}" + "".join(f"{heading:>9}" for heading, _, _ in COLUMNS),
+        *(_row(f"run {i + 1}", r) for i, r in enumerate(runs)),
+    ]
+    if len(runs) > 1:
+        lines.append(_row("median", _median(runs)))
+    lines += [f"service log kept: {r['log']}" for r in runs if r["log"]]
+    return "\n".join(lines)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rate", type=float, default=200, help="trades per second")
+    parser.add_argument("--seconds", type=float, default=60, help="how long to publish")
+    parser.add_argument(
+        "--disorder", type=float, default=60, help="closed_at spread, ± s (below the 5 m skew)"
+    )
     parser.add_argument("--margin", type=float, default=15, help="delay beyond the disorder, s")
+    parser.add_argument("--partitions", type=int, default=6, help="of every topic")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--grace", type=float, default=60, help="wait past the last due time, s, then stop"
+    )
     parser.add_argument("--root", default=str(ROOT), help="checkout whose service to run")
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args()
-    broker = None if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else LocalKafka()
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    try:
-        bootstrap = broker.start() if broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        tracker = f"http://127.0.0.1:{parent.recv()}"
-        results = [run_once(bootstrap, tracker, args) for _ in range(args.runs)]
-    finally:
-        parent.send("stop")
-        server.join(5)
-        if server.is_alive():
-            server.terminate()
-        if broker:
-            broker.stop()
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.rate <= 0 or args.seconds <= 0 or args.runs < 1 or args.margin <= 0:
+        parser.error("--rate, --seconds, --margin and --runs must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    runs: list[dict[str, Any]] = []
+    with _broker() as bootstrap, _tracker() as tracker:
+        for i in range(args.runs):
+            runs.append(run_once(bootstrap, tracker, args))
+            print(f"run {i + 1}/{args.runs} done", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    print(f"{args.rate}/s for {args.seconds} s, closed_at ±{args.disorder:g} s, root {args.root}")
-    for r in results:
-        print("  ".join(f"{k}={v}" for k, v in r.items()))
+        median = _median(runs) if len(runs) > 1 else None
+        print(json.dumps({"parameters": vars(args), "runs": runs, "median": median}, indent=2))
+    else:
+        print(_table(args, runs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,95 @@
+"""Trades and a service set up to receive them, for benchmarks run against a broker.
+
+`fresh_settings` gives a run its own topics and consumer groups on a shared broker
+(and creates the topics), `service_env` the environment a `trace-stream run` process
+needs for those settings, and `trade_event` a valid `trade.closed` event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from trace_stream.kafka import Admin, TopicSpec
+from trace_stream.settings import Settings
+from trace_stream.topics import specs
+
+_ADMINS: dict[str, Admin] = {}
+
+
+def _admin(settings: Settings) -> Admin:
+    """One admin client per cluster for the whole process: dropping one right after a
+    request has crashed the interpreter in librdkafka's teardown. Quiet (log_level 0):
+    it is still connected when a local broker stops; its failures raise anyway."""
+    bootstrap = settings.kafka_bootstrap_servers
+    if bootstrap not in _ADMINS:
+        _ADMINS[bootstrap] = Admin({**settings.kafka_config(), "log_level": 0})
+    return _ADMINS[bootstrap]
+
+
+def fresh_settings(bootstrap: str, **overrides: Any) -> Settings:
+    """Settings with topics and group ids of their own, the topics created (the input
+    topic with `trace_topic_partitions` partitions too). Other values are the
+    service's defaults unless overridden."""
+    uid = uuid.uuid4().hex[:8]
+    settings = Settings(
+        **{
+            "kafka_bootstrap_servers": bootstrap,
+            "trace_group_id": f"bench-{uid}",
+            "trace_instance_id": f"bench-{uid}",
+            "trace_input_topic": f"trade.closed.{uid}",
+            "trace_topic_prefix": f"trace.{uid}",
+            **overrides,
+        }
+    )
+    partitions = settings.trace_topic_partitions
+    _admin(settings).create(
+        [*specs(settings), TopicSpec(settings.trace_input_topic, partitions, 1, {})]
+    )
+    return settings
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment without its own TRACE_/KAFKA_/WEBHOOK_ variables,
+    plus every setting as the variable the service reads, plus `extra`."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TRACE_", "KAFKA_", "WEBHOOK_"))
+    }
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
+    env.update(extra)
+    return env
+
+
+def trade_event(trade_id: str, closed_at: datetime) -> dict[str, Any]:
+    """A valid, opted-in `trade.closed` event for the webhook adapter. Its personal
+    fields hold made-up values derived from the trade id."""
+    return {
+        "trade_id": trade_id,
+        "signal_id": "SIG-1",
+        "user_id": f"user-{trade_id}",
+        "user_email": f"{trade_id}@example.com",
+        "user_name": f"Person {trade_id}",
+        "client_id": f"client-{trade_id}",
+        "account_id": f"account-{trade_id}",
+        "instrument": "EURUSD",
+        "side": "BUY",
+        "volume": 1.0,
+        "entry_price": 1.08,
+        "exit_price": 1.09,
+        "opened_at": closed_at - timedelta(hours=1),
+        "closed_at": closed_at,
+        "profit_loss": 100.0,
+        "fees": 1.5,
+        "currency": "USD",
+        "status": "closed",
+        "tracing_opt_in": True,
+        "tracing_adapters": ["webhook"],
+    }
