@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration kafka tools clean
+.PHONY: setup demo test lint lock unit integration kafka tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 kafka: $(STAMP)  ## fetch the Apache Kafka broker jars from Maven Central (cached)
 	$(PY) -m devenv.broker
 
-tools:  ## helm, promtool and Kubernetes schemas for the chart tests (cached)
+tools:  ## helm, promtool, Kubernetes schemas and a local control plane for the chart tests (cached)
 	bash devenv/tools/install.sh
+	bash devenv/kube/build.sh >/dev/null
 
 setup: $(STAMP) kafka
 
@@ -29,6 +30,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy trace_stream devenv bench tests
+	bash devenv/lock.sh --check
+
+lock: $(STAMP)  ## rewrite requirements.lock after a change to pyproject.toml
+	bash devenv/lock.sh
 
 test: setup tools lint  ## everything CI runs
 	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler

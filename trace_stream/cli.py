@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib.metadata import version
 from types import FrameType
 from typing import NoReturn
 
@@ -107,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
         description="Publish closed trades, redacted, to performance trackers. "
         "Configured from the environment (see README).",
     )
+    # The installed distribution's version: what a wheel or an image really holds.
+    p.add_argument("--version", action="version", version=f"trace-stream {version('trace-stream')}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the service until SIGTERM/SIGINT").set_defaults(func=_run)
     t = sub.add_parser("topics", help="create or show the internal topics")

@@ -23,9 +23,16 @@ SCHEMA_DIR_ENV = "TRACE_SCHEMA_DIR"
 
 
 def schema_dir() -> Path:
-    """`$TRACE_SCHEMA_DIR`, else the repository's `schemas/` beside the package."""
+    """`$TRACE_SCHEMA_DIR`, else the schemas installed with the package, else (an
+    editable install) the checkout's `schemas/`, their single source."""
     configured = os.environ.get(SCHEMA_DIR_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "schemas"
+    if configured:
+        return Path(configured)
+    # A wheel carries them as package data (see pyproject.toml). An editable install
+    # maps the package onto the checkout, where they sit beside `trace_stream/`.
+    here = Path(__file__).resolve().parent
+    packaged = here / "schemas"
+    return packaged if packaged.is_dir() else here.parent / "schemas"
 
 
 @cache
