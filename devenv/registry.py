@@ -1,6 +1,10 @@
 """A stand-in for a Schema Registry on loopback: the one read call a consumer makes,
 `GET /schemas/ids/{id}` -> `{"schema": "<schema JSON as a string>"}`, and 404 otherwise.
-Replies can be scripted to fail, to test a registry that is down."""
+
+Kept for the decoder's fast unit tests (tests/unit/test_registry.py) only, for what a
+real registry cannot be made to do on demand: answer 503 a scripted number of times,
+serve a schema that is not Avro (a real one refuses to register it), and count requests.
+Everything else runs against a real registry (devenv/apicurio.py)."""
 
 from __future__ import annotations
 

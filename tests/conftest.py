@@ -3,6 +3,9 @@
 KAFKA_BOOTSTRAP_SERVERS set: use that cluster. TRACE_TEST_BROKER=testcontainers:
 testcontainers' Kafka module (needs a Docker engine). Otherwise a local single-node
 Apache Kafka (KRaft) from Maven Central jars is started for the session.
+
+`schema_registry`: a real Confluent-compatible Schema Registry (Apicurio Registry, from
+Maven Central, needs Java 21+), started once per session by the first test asking for it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devenv.apicurio import LocalRegistry
 from devenv.broker import LocalKafka
 from devenv.tracker import Tracker
 
@@ -35,6 +39,17 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[LocalRegistry]:
+    """Compatibility BACKWARD globally; tests use their own subjects (`<topic>-value`)."""
+    registry = LocalRegistry()
+    try:
+        registry.start()
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture

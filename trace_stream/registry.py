@@ -45,7 +45,14 @@ class RegistryDecoder:
         if auth is not None:
             user, _, password = auth.get_secret_value().partition(":")
             credentials = httpx.BasicAuth(user, password)
-        self._http = httpx.Client(base_url=url.rstrip("/"), auth=credentials, timeout=10)
+        # No connection is kept between fetches (there is one per schema id, ever): the
+        # service does not close its decoder, and a kept one leaked a socket per run.
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"),
+            auth=credentials,
+            timeout=10,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._reader = codec.schema("trade_closed")
         self._writers: dict[int, Any] = {}
         self._lock = threading.Lock()
