@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint lock unit integration kafka tools clean
+.PHONY: setup demo test lint lock unit integration kafka registry tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ tools:  ## helm, promtool, Kubernetes schemas and a local control plane for the 
 	bash devenv/tools/install.sh
 	bash devenv/kube/build.sh >/dev/null
 
-setup: $(STAMP) kafka
+registry: $(STAMP)  ## fetch Apicurio Registry (a real Schema Registry for the tests) from Maven Central (cached)
+	$(PY) -c "from devenv.apicurio import fetch, java_home; print(fetch(), java_home())"
+
+setup: $(STAMP) kafka registry
 
 demo: setup  ## local broker + tracker + sample trades + the service; Ctrl-C to stop
 	$(PY) -m devenv.demo
