@@ -31,13 +31,17 @@ Chart name and version, for the helm.sh/chart label.
 {{- end }}
 
 {{/*
-Labels shared by every object of the release.
+Labels shared by every object of the release: the chart's own, then the user's
+commonLabels (the chart's win on a clash; the schema keeps commonLabels off the
+selector and component keys, which the helpers below add).
 */}}
 {{- define "trace-stream.commonLabels" -}}
-helm.sh/chart: {{ include "trace-stream.chart" . }}
-app.kubernetes.io/version: {{ include "trace-stream.imageTag" . | trunc 63 | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: {{ include "trace-stream.name" . }}
+{{- $labels := dict
+  "helm.sh/chart" (include "trace-stream.chart" .)
+  "app.kubernetes.io/version" (include "trace-stream.imageTag" . | trunc 63)
+  "app.kubernetes.io/managed-by" .Release.Service
+  "app.kubernetes.io/part-of" (include "trace-stream.name" .) }}
+{{- toYaml (merge $labels .Values.commonLabels) }}
 {{- end }}
 
 {{/*
@@ -88,8 +92,16 @@ Image tag: an empty image.tag means the chart's appVersion.
 {{- .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
+{{/*
+Image reference: repository@digest when image.digest is set (the tag is then
+ignored), else repository:tag.
+*/}}
 {{- define "trace-stream.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (include "trace-stream.imageTag" .) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -217,4 +229,80 @@ PromQL label matcher of this release's scrape targets.
 */}}
 {{- define "trace-stream.promSelector" -}}
 job="{{ .Values.prometheusRule.jobLabel | default (include "trace-stream.fullname" .) }}", namespace="{{ .Release.Namespace }}"
+{{- end }}
+
+{{/*
+Pod-level settings every replica and the topics hook share: priority, placement.
+The hook is scheduled like the service (same nodes, same priority) because it
+talks to the same Kafka from the same network.
+*/}}
+{{- define "trace-stream.podScheduling" -}}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+topologySpreadConstraints of the service's pods. An entry without a labelSelector
+gets the chart's selector labels, as kube-state-metrics does, so the usual entry
+is just maxSkew, topologyKey and whenUnsatisfiable.
+*/}}
+{{- define "trace-stream.topologySpreadConstraints" -}}
+{{- $constraints := list }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $constraint := deepCopy . }}
+{{- if not $constraint.labelSelector }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" (include "trace-stream.selectorLabels" $ | fromYaml)) }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+{{- toYaml $constraints }}
+{{- end }}
+
+{{/*
+The PromQL query of the KEDA trigger: autoscaling.keda.prometheus.query (run
+through tpl), else the largest due lag any of this release's replicas reports.
+Every replica reports the due lag of all partitions, so max is the worst.
+*/}}
+{{- define "trace-stream.kedaQuery" -}}
+{{- with .Values.autoscaling.keda.prometheus.query }}
+{{- tpl . $ }}
+{{- else }}
+{{- printf "max(trust_trace_due_lag_seconds{namespace=\"%s\",pod=~\"%s-[0-9]+\"})" .Release.Namespace (include "trace-stream.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+TCP ports the brokers listen on, as a YAML list: networkPolicy.egress.kafka.ports,
+else the ports of kafka.bootstrapServers (9092 where an entry names none, as
+librdkafka assumes). Brokers advertise their own addresses after the bootstrap,
+normally on the bootstrap listener's port; set the ports when they differ.
+*/}}
+{{- define "trace-stream.kafkaPorts" -}}
+{{- $ports := list }}
+{{- with .Values.networkPolicy.egress.kafka.ports }}
+{{- $ports = . }}
+{{- else }}
+{{- range splitList "," .Values.kafka.bootstrapServers }}
+{{- $server := trim . | splitList "://" | last }}
+{{- $port := 9092 }}
+{{- if regexMatch ":[0-9]+$" $server }}
+{{- $port = regexFind "[0-9]+$" $server | int }}
+{{- end }}
+{{- $ports = append $ports $port }}
+{{- end }}
+{{- end }}
+{{- toYaml ($ports | uniq) }}
 {{- end }}
