@@ -14,6 +14,7 @@ import base64
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -702,3 +703,16 @@ def test_crd_validation_rejects_unknown_fields() -> None:
     errors = structural_errors(broken, crd_schema(scaled["apiVersion"], "ScaledObject"))
     assert ".spec: unknown field maxReplicas" in errors
     assert any(e.startswith(".spec.pollingInterval:") for e in errors)
+
+
+def test_the_readme_example_renders(tmp_path: Path) -> None:
+    # The values a reader copies from the README's "Helm chart" section must install.
+    readme = (CHART.parents[1] / "README.md").read_text()
+    [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", readme, re.DOTALL)
+    values = tmp_path / "values.yaml"
+    values.write_text(example.replace("sha256:...", "sha256:" + "0" * 64))
+    args = ["template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION]
+    result = run(tool("helm"), *args, "--values", str(values))
+    assert result.returncode == 0, result.stderr
+    objects = [obj for obj in yaml.safe_load_all(result.stdout) if obj]
+    assert {"StatefulSet", "ServiceMonitor", "PrometheusRule"} <= {o["kind"] for o in objects}
