@@ -11,7 +11,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,s3]'
+	@# pip's and setuptools' notices go to a log, shown only if the install fails.
+	$(PY) -m pip install -q -e '.[dev,s3]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 kafka: $(STAMP)  ## fetch the Apache Kafka broker jars from Maven Central (cached)

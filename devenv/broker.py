@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,6 +73,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Interrupted(Exception):
+    """`start` gave up because its `stop` event was set."""
+
+
 class LocalKafka:
     """Start with `start()`, stop with `stop()`; `bootstrap` is host:port."""
 
@@ -118,15 +123,19 @@ class LocalKafka:
         classpath = str(fetch(self.version) / "*")
         return ["java", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-cp", classpath, *args]
 
-    def start(self, timeout: float = 90) -> str:
+    def start(self, timeout: float = 90, stop: threading.Event | None = None) -> str:
+        """Format, launch and wait until the broker answers; Interrupted as soon as
+        `stop` is set (call `stop()` then, as always, to end the broker)."""
         config = self.workdir / "server.properties"
         config.write_text(self._properties())
         cluster_id = _cluster_id()
         fmt = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
         subprocess.run(fmt, check=True, capture_output=True)
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped before the broker was launched")
         self._log = self.log_path.open("wb")
         self._launch()
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, stop)
         return self.bootstrap
 
     def _launch(self) -> None:
@@ -158,7 +167,7 @@ class LocalKafka:
         self._launch()
         self._wait_ready(timeout)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, stop: threading.Event | None = None) -> None:
         # log_level 0: the probe's "connection refused" while the JVM starts is expected.
         # Kept until stop(): dropping an admin client right after requests has crashed
         # the interpreter in librdkafka's teardown.
@@ -167,6 +176,8 @@ class LocalKafka:
         admin = self._probe
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                raise Interrupted("stopped while the broker was starting")
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"Kafka exited early; see {self.log_path}")
             try:

@@ -1,4 +1,9 @@
-"""Composition root of the `trace-stream` command: read settings, build, run, stop on SIGTERM."""
+"""Composition root of the `trace-stream` command: read settings, build, run, stop on SIGTERM.
+
+Every user error ends in one line on stderr naming what to fix, and the documented
+exit code: 2 invalid configuration or arguments, 1 an unreachable broker or a failed
+check, 130 a Ctrl-C in a command other than `run`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import version
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
 from . import app, health, logs, ops, topics
-from .errors import ConfigError, TraceStreamError
+from .errors import ConfigError, KafkaError, TraceStreamError
 from .kafka import Admin
+from .kafka.connect import refusal
+from .ops import source
 from .settings import Settings, load
 
 log = logging.getLogger("trace_stream")
@@ -30,7 +37,13 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     service = app.build(settings, CollectorRegistry())
     _on_signals(service.stop)
     if settings.metrics_port:
-        health.serve(settings.metrics_port, service.metrics.registry, service.health)
+        try:
+            health.serve(settings.metrics_port, service.metrics.registry, service.health)
+        except OSError as exc:
+            raise ConfigError(
+                f"METRICS_PORT: cannot listen on port {settings.metrics_port} "
+                f"({exc.strerror or exc}); set a free port, or 0 for no metrics server"
+            ) from None
     service.start()  # raises before any stage runs: `main` reports it in one line
     log.info(
         "trace-stream running",
@@ -82,17 +95,25 @@ def _exit(code: int) -> NoReturn:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    admin = Admin(settings.kafka_config())
+    """`topics ensure|describe`: one line naming what to check when Kafka fails; each
+    step waits at most TRACE_KAFKA_TIMEOUT_SECONDS."""
+    timeout = settings.trace_kafka_timeout_seconds
+    existing = source.topics_on_broker(settings, timeout)  # one line if unreachable
     specs = topics.specs(settings)
-    if args.action == "ensure":
-        created = admin.create(specs)
-        for spec in specs:
-            state = "created" if spec.name in created else "exists"
-            print(f"{spec.name:<32} {state}")
-        return 0
-    existing = admin.existing()
-    names = [s.name for s in specs if s.name in existing]
-    configs = admin.describe(names) if names else {}
+    admin = Admin(source.quiet_config(settings))
+    try:
+        if args.action == "ensure":
+            created = admin.create(specs, timeout)
+            for spec in specs:
+                print(f"{spec.name:<32} {'created' if spec.name in created else 'exists'}")
+            return 0
+        names = [s.name for s in specs if s.name in existing]
+        configs = admin.describe(names, timeout) if names else {}
+    except KafkaError as exc:
+        raise TraceStreamError(
+            f"topics {args.action}: {exc}; check TRACE_TOPIC_PARTITIONS, "
+            "TRACE_TOPIC_REPLICATION_FACTOR and that this client may manage topics"
+        ) from None
     for spec in specs:
         if spec.name not in existing:
             print(f"{spec.name:<32} missing (run: trace-stream topics ensure)")
@@ -102,8 +123,26 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line (what is wrong, where to look), exit 2, as a bad setting."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+RUN_HELP = """\
+Run the service: read TRACE_INPUT_TOPIC, drop every personal field, hold each trade
+on the delay topic until closed_at + TRACE_DELAY_MINUTES, then post it to each enabled
+tracker, with retries and a dead-letter topic. Configured from the environment (see
+README, "Configuration"); serves /metrics, /healthz and /readyz on METRICS_PORT.
+SIGTERM or SIGINT stops it gracefully; a second one ends it at once. Exit status: 0
+stopped, 1 the service failed (no broker within TRACE_STARTUP_TIMEOUT_SECONDS, a stage
+stopped), 2 invalid configuration.
+"""
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="trace-stream",
         description="Publish closed trades, redacted, to performance trackers. "
         "Configured from the environment (see README).",
@@ -111,26 +150,77 @@ def parser() -> argparse.ArgumentParser:
     # The installed distribution's version: what a wheel or an image really holds.
     p.add_argument("--version", action="version", version=f"trace-stream {version('trace-stream')}")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the service until SIGTERM/SIGINT").set_defaults(func=_run)
-    t = sub.add_parser("topics", help="create or show the internal topics")
-    t.add_argument("action", choices=["ensure", "describe"])
-    t.set_defaults(func=_topics)
-    ops.register(sub)
+    raw = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser(
+        "run",
+        help="run the service until SIGTERM/SIGINT",
+        description=RUN_HELP,
+        formatter_class=raw,
+    )
+    run.set_defaults(func=_run)
+    t = sub.add_parser(
+        "topics",
+        help="create or show the internal topics",
+        description="Create or show the delay, retry and dead-letter topics.",
+    )
+    actions = t.add_subparsers(dest="action", required=True, metavar="{ensure,describe}")
+    actions.add_parser(
+        "ensure",
+        help="create the internal topics that are missing (idempotent)",
+        description="Create the delay, retry and dead-letter topics that do not exist yet, "
+        "with TRACE_TOPIC_PARTITIONS partitions, TRACE_TOPIC_REPLICATION_FACTOR and the "
+        "configured retention; print each topic and whether it was created. Existing "
+        "topics are left as they are.",
+    ).set_defaults(func=_topics)
+    actions.add_parser(
+        "describe",
+        help="show partitions and retention of each internal topic",
+        description="Print each internal topic with its partition count and retention.ms, "
+        "or 'missing' for one that does not exist.",
+    ).set_defaults(func=_topics)
+    # Subparsers are _Parser too (argparse builds them with the parent's class).
+    ops.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return p
+
+
+def _check_kafka_config(settings: Settings) -> None:
+    """ConfigError, naming the variable, if librdkafka refuses the rendered config for a
+    consumer or a producer (an unknown key, a bad value, a SASL mechanism this build
+    lacks): it would otherwise fail only when the first client is built."""
+    without_extra = settings.model_copy(update={"kafka_extra_config": {}})
+    for consumer in (True, False):
+        why = refusal(_config(settings, consumer), consumer=consumer)
+        if why is not None:
+            base_ok = refusal(_config(without_extra, consumer), consumer=consumer) is None
+            raise settings.kafka_config_error(why, from_extra=base_ok)
+
+
+def _config(settings: Settings, consumer: bool) -> dict[str, Any]:
+    if consumer:
+        return settings.consumer_config(settings.trace_group_id, "earliest")
+    return settings.kafka_config()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load(Settings)
+        _check_kafka_config(settings)
         logs.configure(settings.log_format, settings.log_level)
         return int(args.func(settings, args))
     except ConfigError as exc:
-        print(f"trace-stream: {exc}", file=sys.stderr)
+        print(f"trace-stream: {_one_line(exc)}", file=sys.stderr)
         return 2
     except TraceStreamError as exc:
-        print(f"trace-stream: {exc}", file=sys.stderr)
+        print(f"trace-stream: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # `run` handles SIGINT itself; the other commands stop here
+        print("trace-stream: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -1,24 +1,34 @@
 """One pydantic-settings model, read from the environment. Renders the librdkafka config.
 
 Nothing else builds a librdkafka dict by hand. Invalid settings fail at start with
-a ConfigError that names the environment variable to fix.
+a ConfigError that names the environment variable to fix, in one line that never
+holds a secret value; `kafka_config_error` words librdkafka's refusal of the rendered
+dict the same way (the check itself needs a client: `kafka.connect.refusal`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .errors import ConfigError
 
 DEFAULT_RETRY_SCHEDULE = "5s,30s,5m,30m,1h"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.I)
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,200}")
+SECRET_NAME = re.compile(
+    r"pass|secret|token|credential|private|api[._-]?key|\.pem$|oauthbearer\.config", re.I
+)
+"""A setting whose name matches holds a secret: its value is never printed."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -54,7 +64,10 @@ class Settings(BaseSettings):
     )
 
     kafka_session_timeout_ms: int = Field(
-        default=10_000, ge=1000, description="how soon a dead replica's partitions move"
+        default=10_000,
+        ge=1000,
+        le=3_600_000,
+        description="how soon a dead replica's partitions move",
     )
 
     schema_registry_url: str | None = Field(
@@ -121,6 +134,45 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
+
+    @field_validator("kafka_extra_config", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: object) -> object:
+        """JSON numbers and booleans are fine too ({"log_level": 3}); librdkafka reads
+        every value as text. A nested object or list is no librdkafka value."""
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            elif isinstance(item, int | float):
+                item = str(item)
+            elif not isinstance(item, str):
+                raise ValueError(f"{key}: a librdkafka value is a string, number or boolean")
+            out[key] = item
+        return out
+
+    @field_validator("trace_input_topic", "trace_topic_prefix")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC.fullmatch(value):
+            raise ValueError("a Kafka topic name: letters, digits, '.', '_' or '-', 1 to 200")
+        return value
+
+    @field_validator("alert_webhook_url", "schema_registry_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.match(value):
+            raise ValueError("an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelName(value.upper()), int):
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
 
     @field_validator("trace_retry_schedule")
     @classmethod
@@ -194,18 +246,69 @@ class Settings(BaseSettings):
         config.update(self.kafka_extra_config)
         return config
 
+    def kafka_config_error(self, refusal: str, *, from_extra: bool) -> ConfigError:
+        """librdkafka's refusal of the rendered config as one line naming what to fix:
+        KAFKA_EXTRA_CONFIG when the config without it is accepted (`from_extra`), else
+        the KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* settings. Values of secret
+        settings are masked wherever librdkafka quoted them."""
+        detail = " ".join(refusal.split())
+        for prefix in ("Failed to create consumer: ", "Failed to create producer: "):
+            detail = detail.removeprefix(prefix)
+        for key, value in self.kafka_config().items():
+            if SECRET_NAME.search(key) and str(value):
+                alone = rf"(?<![A-Za-z0-9]){re.escape(str(value))}(?![A-Za-z0-9])"
+                detail = re.sub(alone, "***", detail)
+        protocol = f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        mechanism = self.kafka_config().get("sasl.mechanism")
+        if from_extra:
+            where = "KAFKA_EXTRA_CONFIG"
+        elif "SASL mechanism" in detail and not mechanism:
+            return ConfigError(
+                f"invalid configuration: KAFKA_SASL_MECHANISM: required with {protocol}: "
+                "set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (librdkafka's "
+                "default, GSSAPI, is not in this build)"
+            )
+        elif "sasl.username" in detail or "sasl.password" in detail:
+            where = f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (with {protocol})"
+        elif "SASL mechanism" in detail:
+            where = f"KAFKA_SASL_MECHANISM (with {protocol})"
+        else:
+            where = f"{protocol} or the KAFKA_SASL_* settings"
+        return ConfigError(f"invalid configuration: {where}: librdkafka refused it: {detail}")
+
 
 S = TypeVar("S", bound=BaseSettings)
 
 
 def load(model: type[S], **overrides: Any) -> S:
-    """Build a settings model, turning validation errors into one ConfigError per variable."""
+    """Build a settings model; a value that does not parse or validate becomes one
+    ConfigError naming each variable (and never quoting a value)."""
+    prefix = str(model.model_config.get("env_prefix", ""))
     try:
         return model(**overrides)
+    except SettingsError as exc:  # a complex value (a JSON object) that is not JSON
+        raise ConfigError(f"invalid configuration: {_unparsed(exc, prefix)}") from None
     except ValidationError as exc:
-        prefix = str(model.model_config.get("env_prefix", ""))
         lines = [
-            f"{(prefix + '.'.join(str(p) for p in err['loc'])).upper()}: {err['msg']}"
+            f"{_variable(prefix, err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors(include_input=False, include_url=False)
         ]
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+
+
+def _variable(prefix: str, loc: tuple[int | str, ...]) -> str:
+    """The environment variable of an error's location, with a key inside it if any:
+    `KAFKA_EXTRA_CONFIG[acks]`."""
+    name = (prefix + str(loc[0])).upper() if loc else "settings"
+    return name + "".join(f"[{part}]" for part in loc[1:])
+
+
+def _unparsed(exc: SettingsError, prefix: str) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = (prefix + found.group(1)).upper() if found else "a setting"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        # The position only: the message quotes no part of the value.
+        why = f"{cause.msg} at character {cause.pos}"
+        return f'{name}: not valid JSON ({why}); expected an object like {{"key": "value"}}'
+    return f"{name}: cannot be parsed ({type(cause).__name__ if cause else 'unknown error'})"

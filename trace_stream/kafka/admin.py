@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from ..errors import KafkaError
 from .common import client_config, wrap
 
 
@@ -27,7 +29,10 @@ class TopicSpec:
 
 class Admin:
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._a = AdminClient(client_config(config))
+        try:
+            self._a = AdminClient(client_config(config))
+        except KafkaException as exc:  # a config librdkafka refuses
+            raise wrap(exc, "admin client") from None
 
     def existing(self, timeout: float = 10) -> dict[str, int]:
         """Topic name -> partition count."""
@@ -38,8 +43,9 @@ class Admin:
         return {name: len(t.partitions) for name, t in md.topics.items()}
 
     def create(self, specs: Sequence[TopicSpec], timeout: float = 30) -> list[str]:
-        """Create the topics that do not exist yet; return the names created."""
-        have = self.existing()
+        """Create the topics that do not exist yet; return the names created. Each step
+        waits at most `timeout` seconds (a KafkaError after it)."""
+        have = self.existing(timeout)
         todo = [s for s in specs if s.name not in have]
         if not todo:
             return []
@@ -49,11 +55,12 @@ class Admin:
                 for s in todo
             ],
             operation_timeout=timeout,
+            request_timeout=timeout,
         )
         created = []
         for name, fut in futures.items():
             try:
-                fut.result()
+                _result(fut, timeout, f"create topic {name}")
                 created.append(name)
             except KafkaException as exc:
                 err = exc.args[0]
@@ -61,11 +68,23 @@ class Admin:
                     raise wrap(exc, f"create topic {name}") from None
         return created
 
-    def describe(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
-        """Topic -> its non-default configuration."""
+    def describe(self, names: Sequence[str], timeout: float = 10) -> dict[str, dict[str, str]]:
+        """Topic -> its non-default configuration, within about `timeout` seconds."""
         res = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
         out = {}
-        for r, fut in self._a.describe_configs(res).items():
-            entries = fut.result()
+        for r, fut in self._a.describe_configs(res, request_timeout=timeout).items():
+            try:
+                entries = _result(fut, timeout, f"describe topic {r.name}")
+            except KafkaException as exc:
+                raise wrap(exc, f"describe topic {r.name}") from None
             out[r.name] = {k: e.value for k, e in entries.items() if not e.is_default}
         return out
+
+
+def _result(fut: Future[Any], timeout: float, what: str) -> Any:
+    """A future's result; a retriable KafkaError if it has none after `timeout` + 5 s."""
+    try:
+        return fut.result(timeout + 5)
+    except TimeoutError:
+        text = f"{what}: no answer within {timeout:g}s"
+        raise KafkaError(text, "_TIMED_OUT", retriable=True) from None

@@ -1,4 +1,5 @@
-"""Start-up: wait until a broker answers, with backoff and one log line per attempt."""
+"""Start-up: check that librdkafka accepts a config (no network), then wait until a
+broker answers, with backoff and one log line per attempt."""
 
 from __future__ import annotations
 
@@ -19,6 +20,27 @@ from .common import bounded, client_config, wrap
 log = logging.getLogger(__name__)
 
 
+def refusal(config: Mapping[str, Any], *, consumer: bool) -> str | None:
+    """Why librdkafka refuses `config` for a consumer (else a transactional producer),
+    or None if it accepts it. Builds a throwaway client without bootstrap servers, so
+    nothing is contacted; librdkafka checks names, values and the SASL/SSL setup only
+    when a client is created, never when a dict is built.
+    """
+    probe = {k: v for k, v in client_config(config).items() if k != "bootstrap.servers"}
+    probe["log_level"] = 0
+    try:
+        if consumer:
+            confluent_kafka.Consumer({"group.id": "trace-stream-config-check", **probe}).close()
+        else:
+            confluent_kafka.Producer({"transactional.id": "trace-stream-config-check", **probe})
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else None
+        return err.str() if isinstance(err, confluent_kafka.KafkaError) else str(exc)
+    except (TypeError, ValueError) as exc:  # a value of a type confluent-kafka does not take
+        return str(exc)
+    return None
+
+
 def wait_for_brokers(
     config: Mapping[str, Any],
     *,
@@ -32,9 +54,12 @@ def wait_for_brokers(
     The probing client is silenced (librdkafka would print every refused connection);
     each attempt logs one line instead.
     """
-    client = confluent_kafka.Consumer(
-        {**client_config(config), "group.id": "trace-stream-startup", "log_level": 0}
-    )
+    try:
+        client = confluent_kafka.Consumer(
+            {**client_config(config), "group.id": "trace-stream-startup", "log_level": 0}
+        )
+    except KafkaException as exc:  # refused config: `refusal` says so before start-up
+        raise wrap(exc, "Kafka client") from None
     deadline = time.monotonic() + timeout
     pause, attempt = 1.0, 0
     try:

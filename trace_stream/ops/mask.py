@@ -16,10 +16,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from ..settings import SECRET_NAME
+
 MASK = "**********"
-SECRET_NAME = re.compile(
-    r"pass|secret|token|credential|private|api[._-]?key|\.pem$|oauthbearer\.config", re.I
-)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 

@@ -15,8 +15,9 @@ from ..kafka import TP, Admin, Message, Reader
 from ..settings import Settings
 from .progress import Progress
 
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the broker's metadata before giving up with a clear error."""
+CONNECT_TIMEOUT: float | None = None
+"""Seconds to wait for the broker's metadata before giving up with a clear error;
+None: TRACE_KAFKA_TIMEOUT_SECONDS."""
 
 Ranges = Mapping[TP, tuple[int, int]]
 
@@ -39,7 +40,10 @@ def unreachable(settings: Settings, timeout: float, exc: Exception) -> str:
 def topics_on_broker(settings: Settings, timeout: float | None = None) -> dict[str, int]:
     """Topic name -> partition count, within `timeout` (default CONNECT_TIMEOUT) seconds.
     Raises TraceStreamError with a one-line message when the broker does not answer."""
-    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    if timeout is None:
+        timeout = (
+            settings.trace_kafka_timeout_seconds if CONNECT_TIMEOUT is None else CONNECT_TIMEOUT
+        )
     try:
         return Admin(quiet_config(settings)).existing(timeout)
     except KafkaError as exc:
