@@ -29,15 +29,12 @@ import asyncio
 import json
 import math
 import multiprocessing
-import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -47,13 +44,13 @@ from typing import Any
 
 from aiohttp import web
 
-from devenv.broker import LocalKafka, free_port
+from bench.common import ROOT, broker, get_json, stop_process, usage, wait_ready
+from devenv.broker import free_port
 from devenv.trades import fresh_settings, service_env, trade_event
 from trace_stream import codec
 from trace_stream.kafka import OutRecord, Producer
 from trace_stream.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 Post = tuple[str, float, str]  # trade id, time.time() on arrival, Idempotency-Key
 
 
@@ -105,24 +102,6 @@ def _tracker() -> Iterator[str]:
             server.join(5)
 
 
-@contextmanager
-def _broker() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS if set, else a LocalKafka for the whole script."""
-    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield bootstrap
-        return
-    kafka = LocalKafka()
-    try:
-        yield kafka.start()
-    finally:
-        kafka.stop()
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 (loopback)
-        return json.load(r)
-
-
 def _start_service(
     settings: Settings, tracker: str, root: Path, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -141,42 +120,6 @@ def _start_service(
             stderr=subprocess.STDOUT,
             cwd=root,
         )
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 90) -> None:
-    """Poll the service's /readyz until it answers 200; fail if it exits or times out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
-                return
-        except OSError:  # not listening yet, or 503: not ready
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited {proc.returncode} before ready") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service was not ready within {timeout} s") from None
-            time.sleep(0.2)
-
-
-def _stop_service(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
-    """SIGTERM, SIGKILL after `timeout` s; return the exit code (negative: a signal)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(10)
-
-
-def _peak_rss_mib(pid: int) -> float | None:
-    """VmHWM of a live process; None once it has exited (a zombie has none)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    kib = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
-    return kib[0] / 1024 if kib else None
 
 
 def _publish(settings: Settings, args: argparse.Namespace, delay: float) -> dict[str, float]:
@@ -209,7 +152,7 @@ def _collect(
     posts: list[Post] = []
     cursor = 0
     while True:
-        new = _get(f"{tracker}/posts?since={cursor}")
+        new = get_json(f"{tracker}/posts?since={cursor}")
         cursor += len(new)
         posts += [(t, at, key) for t, at, key in new if t in due]
         done = len({t for t, _, _ in posts}) == len(due)
@@ -257,12 +200,13 @@ def run_once(bootstrap: str, tracker: str, args: argparse.Namespace) -> dict[str
     log = Path(tempfile.gettempdir()) / f"bench-scheduling-{settings.trace_group_id}.log"
     proc = _start_service(settings, tracker, Path(args.root).resolve(), log)
     try:
-        _wait_ready(proc, settings.metrics_port)
+        wait_ready(proc, settings.metrics_port)
         due = _publish(settings, args, delay)
         posts = _collect(tracker, due, proc, deadline=max(due.values()) + args.grace)
-        rss = _peak_rss_mib(proc.pid)
+        u = usage(proc.pid)
+        rss = u.peak_rss_mib if u else None
     finally:
-        exit_code = _stop_service(proc)
+        exit_code = stop_process(proc)
     result = _report(due, posts)
     if exit_code == 0 and result["missing"] == 0:
         log.unlink()
@@ -346,7 +290,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     runs: list[dict[str, Any]] = []
-    with _broker() as bootstrap, _tracker() as tracker:
+    with broker() as bootstrap, _tracker() as tracker:
         for i in range(args.runs):
             runs.append(run_once(bootstrap, tracker, args))
             print(f"run {i + 1}/{args.runs} done", file=sys.stderr, flush=True)

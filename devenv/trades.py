@@ -2,7 +2,8 @@
 
 `fresh_settings` gives a run its own topics and consumer groups on a shared broker
 (and creates the topics), `service_env` the environment a `trace-stream run` process
-needs for those settings, and `trade_event` a valid `trade.closed` event.
+needs for those settings, `trade_event` a valid `trade.closed` event, and
+`publish_trades` writes many of them fast (large lz4 batches).
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import confluent_kafka
+
+from trace_stream import codec
 from trace_stream.kafka import Admin, TopicSpec
 from trace_stream.settings import Settings
 from trace_stream.topics import specs
@@ -68,9 +73,11 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def trade_event(trade_id: str, closed_at: datetime) -> dict[str, Any]:
-    """A valid, opted-in `trade.closed` event for the webhook adapter. Its personal
-    fields hold made-up values derived from the trade id."""
+def trade_event(
+    trade_id: str, closed_at: datetime, adapters: Sequence[str] = ("webhook",)
+) -> dict[str, Any]:
+    """A valid, opted-in `trade.closed` event for `adapters` (the webhook adapter by
+    default). Its personal fields hold made-up values derived from the trade id."""
     return {
         "trade_id": trade_id,
         "signal_id": "SIG-1",
@@ -91,5 +98,53 @@ def trade_event(trade_id: str, closed_at: datetime) -> dict[str, Any]:
         "currency": "USD",
         "status": "closed",
         "tracing_opt_in": True,
-        "tracing_adapters": ["webhook"],
+        "tracing_adapters": list(adapters),
     }
+
+
+BULK_PRODUCER: dict[str, Any] = {
+    "linger.ms": 50,
+    "batch.size": 1_000_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 512 * 1024,
+    "enable.idempotence": True,
+}
+"""Producer settings for publishing many events at once: large lz4 batches."""
+
+
+def publish_trades(
+    settings: Settings,
+    trade_ids: Iterable[str],
+    closed_at: datetime,
+    adapters: Sequence[str] = ("webhook",),
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Publish one `trade_event` per id to the input topic, keyed by its id, with a
+    batching producer (`BULK_PRODUCER`); return how many, once all are acknowledged.
+    `progress(n)` is called every 10,000 events. Raises if any was not delivered."""
+    producer = confluent_kafka.Producer({**settings.kafka_config(), **BULK_PRODUCER})
+    failed: list[str] = []
+
+    def delivered(err: Any, _: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    topic = settings.trace_input_topic
+    n = 0
+    for n, trade_id in enumerate(trade_ids, 1):
+        value = codec.encode("trade_closed", trade_event(trade_id, closed_at, adapters))
+        while True:
+            try:
+                producer.produce(topic, value, trade_id.encode(), on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.1)
+        if n % 10_000 == 0:
+            producer.poll(0)
+            if progress:
+                progress(n)
+    left = producer.flush(120)
+    if left or failed:
+        raise RuntimeError(f"{left} events still queued, {len(failed)} failed: {failed[:3]}")
+    return n
