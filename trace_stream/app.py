@@ -22,7 +22,7 @@ from .adapters import transport
 from .adapters.base import Adapter, AdapterContext, BatchAdapter
 from .aio import AsyncRunner
 from .alerts import Alerter
-from .backlog import BacklogProbe
+from .backlog import PROBE_SAMPLE, BacklogProbe
 from .breaker import Breaker
 from .deliverer import Deliverer
 from .errors import TraceStreamError
@@ -87,7 +87,7 @@ class Service:
             name: self._deliverer(topics, adapter, alerter) for name, adapter in built.items()
         }
         probe = BacklogProbe(
-            reader=Reader(s.kafka_config()),
+            reader=Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
             groups={name: self._group(name) for name in built},
             topics=topics,
             metrics=self.metrics,
@@ -100,7 +100,7 @@ class Service:
             probe.run,
             interval=s.trace_backlog_refresh_seconds,
             bound=s.trace_kafka_timeout_seconds + 50,
-            renew=lambda: Reader(s.kafka_config()),
+            renew=lambda: Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
         )
         self._spawn("backlog", refresh)
         for name, deliverer in deliverers.items():

@@ -33,6 +33,9 @@ from .topics import Topics
 
 log = logging.getLogger(__name__)
 
+PROBE_SAMPLE = 100
+"""Records read per partition past a deliverer's position, at most, each round."""
+
 
 class BacklogProbe:
     def __init__(
@@ -44,7 +47,7 @@ class BacklogProbe:
         metrics: Metrics,
         clock: Callable[[], datetime],
         positions: Mapping[str, Callable[[], Mapping[TP, int]]] | None = None,
-        sample: int = 100,
+        sample: int = PROBE_SAMPLE,
     ) -> None:
         """`groups` maps each adapter name to its deliverer's consumer group, `positions`
         to a function giving its deliverer's next offset to read per partition."""

@@ -17,9 +17,18 @@ class Reader:
     """Reads partitions by offset without joining a group: for tools (replay, dead-letter
     inspection) and for probing the head of a queue. Never commits."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], *, prefetch: int | None = None) -> None:
+        """`prefetch`: records to fetch ahead per partition, for a reader that reads only
+        a few (the backlog probe). librdkafka's default (up to 100,000 per partition,
+        64 MiB in all) suits replay, but made each probe round grow the process by that
+        much for a sample of 100 records."""
         self._config = client_config(config)
         self._group_handles: dict[str, confluent_kafka.Consumer] = {}
+        limits = (
+            {}
+            if prefetch is None
+            else {"queued.min.messages": prefetch, "queued.max.messages.kbytes": 1024}
+        )
         self._c = confluent_kafka.Consumer(
             {
                 **client_config(config),
@@ -28,6 +37,7 @@ class Reader:
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": False,
+                **limits,
             }
         )
 
