@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -106,14 +106,22 @@ class Tracker:
 @contextmanager
 def counting_tracker() -> Iterator[Tracker]:
     """The counting tracker in a process of its own (spawned), stopped at the end."""
+    with spawned_server(_serve_counting) as (url, pid):
+        yield Tracker(url, pid)
+
+
+@contextmanager
+def spawned_server(serve: Callable[[Connection], None]) -> Iterator[tuple[str, int]]:
+    """Run `serve(conn)` in a spawned process: it sends its port on `conn` once it
+    listens and stops when it receives "stop". Yields (base URL, pid)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve_counting, args=(child,), daemon=True)
+    server = ctx.Process(target=serve, args=(child,), daemon=True)
     server.start()
     try:
         if not parent.poll(30):
             raise RuntimeError("the tracker did not start within 30 s")
-        yield Tracker(f"http://127.0.0.1:{parent.recv()}", server.pid or 0)
+        yield f"http://127.0.0.1:{parent.recv()}", server.pid or 0
     finally:
         with suppress(OSError):  # it is gone already
             parent.send("stop")

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import math
-import multiprocessing
 import random
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,7 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import ROOT, broker, get_json, stop_process, usage, wait_ready
+from bench.common import ROOT, broker, get_json, spawned_server, stop_process, usage, wait_ready
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, service_env, trade_event
 from trace_stream import codec
@@ -85,21 +84,8 @@ def _serve(conn: Connection) -> None:
 @contextmanager
 def _tracker() -> Iterator[str]:
     """The tracker in a process of its own; yields its base URL."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(30):
-            raise RuntimeError("the tracker did not start within 30 s")
-        yield f"http://127.0.0.1:{parent.recv()}"
-    finally:
-        with suppress(OSError):  # it is gone already
-            parent.send("stop")
-        server.join(5)
-        if server.is_alive():
-            server.terminate()
-            server.join(5)
+    with spawned_server(_serve) as (url, _):
+        yield url
 
 
 def _start_service(
