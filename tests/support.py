@@ -96,6 +96,8 @@ def make_settings(bootstrap: str, *, create_topics: bool = True, **overrides: An
         "trace_group_id": f"ts-{uid}",
         "trace_instance_id": f"test-{uid}",
         "trace_input_topic": f"trade.closed.{uid}",
+        # Not created unless a test asks for it (`signal_settings_topic`).
+        "trace_signal_settings_topic": f"signal.tracing.{uid}",
         "trace_topic_prefix": f"trace.{uid}",
         "trace_topic_partitions": 2,
         "trace_delay_minutes": 1 / 60,

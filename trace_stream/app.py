@@ -1,8 +1,10 @@
 """Composition: build the stages from settings and run them until stopped.
 
 Scheduler  (group <id>)                : trade.closed -> delay topic | dead letter
+Signals    (no group, every partition) : signal settings topic -> the consent table
 Deliverer  (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
-one per enabled adapter, each on its own thread, posts on one asyncio loop.
+one per enabled adapter, each on its own thread, posts on one asyncio loop. The
+deliverers start once the consent table is loaded.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ from .aio import AsyncRunner
 from .alerts import Alerter
 from .backlog import PROBE_SAMPLE, BacklogProbe
 from .breaker import Breaker
+from .consent import SignalTable
 from .deliverer import Deliverer
 from .errors import TraceStreamError
 from .health import Health
 from .ingest import Limits
-from .kafka import Consumer, Reader, TransactionalProducer, wait_for_brokers
+from .kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
 from .metrics import Metrics
 from .registry import input_decoder
 from .routing import RetryPolicy
 from .scheduler import Scheduler
 from .settings import Settings
+from .signals import STAGE as SIGNALS_STAGE
+from .signals import SignalFollower
 from .topics import Topics, layout
 
 log = logging.getLogger(__name__)
@@ -57,8 +62,14 @@ class Service:
     _errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        stages = ["schedule", *(f"deliver.{name}" for name in self.settings.enabled_adapters)]
+        follows = [SIGNALS_STAGE] if self.settings.trace_signal_settings_topic else []
+        stages = [
+            "schedule",
+            *follows,
+            *(f"deliver.{name}" for name in self.settings.enabled_adapters),
+        ]
         self.health = Health(stages)
+        self.signals = SignalTable()
 
     def start(self) -> None:
         """Wait for Kafka (until `stop`, or a KafkaError after the start-up timeout), build
@@ -94,8 +105,17 @@ class Service:
             clock=self.clock,
             positions={name: d.read_positions for name, d in deliverers.items()},
         )
+        follower = SignalFollower(
+            topic=s.trace_signal_settings_topic or None,
+            follower_factory=lambda topic: Follower(s.kafka_config(), topic),
+            table=self.signals,
+            metrics=self.metrics,
+            health=self.health,
+            timeout=s.trace_kafka_timeout_seconds,
+        )
         self.health.started()
         self._spawn("scheduler", scheduler.run)
+        self._spawn("signals", follower.run)
         refresh = functools.partial(
             probe.run,
             interval=s.trace_backlog_refresh_seconds,
@@ -105,9 +125,20 @@ class Service:
         self._spawn("backlog", refresh)
         for name, deliverer in deliverers.items():
             run = functools.partial(
-                deliverer.run, shutdown_timeout=s.trace_shutdown_timeout_seconds
+                self._deliver, deliverer, follower.loaded, s.trace_shutdown_timeout_seconds
             )
             self._spawn(f"deliver-{name}", run)
+
+    def _deliver(
+        self, deliverer: Deliverer, loaded: threading.Event, timeout: float, stop: threading.Event
+    ) -> None:
+        """Run a deliverer once the consent table is loaded: no post before the table
+        can say whether consent still holds."""
+        while not loaded.wait(0.5):
+            if stop.is_set():
+                return
+            self.health.beat(deliverer.stage)
+        deliverer.run(stop, shutdown_timeout=timeout)
 
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
@@ -157,6 +188,7 @@ class Service:
             breaker=Breaker(
                 s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
             ),
+            consent=self.signals.decide,
         )
 
     def _producer(self, transactional_id: str) -> TransactionalProducer:

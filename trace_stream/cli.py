@@ -100,6 +100,15 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     timeout = settings.trace_kafka_timeout_seconds
     existing = source.topics_on_broker(settings, timeout)  # one line if unreachable
     specs = topics.specs(settings)
+    signal_settings = topics.signal_settings_spec(settings)
+    if args.action == "ensure" and args.signal_settings:
+        if signal_settings is None:
+            raise ConfigError(
+                "--signal-settings: TRACE_SIGNAL_SETTINGS_TOPIC is empty; name the topic"
+            )
+        specs.append(signal_settings)
+    elif args.action == "describe" and signal_settings is not None:
+        specs.append(signal_settings)
     admin = Admin(source.quiet_config(settings))
     try:
         if args.action == "ensure":
@@ -115,6 +124,13 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
             "TRACE_TOPIC_REPLICATION_FACTOR and that this client may manage topics"
         ) from None
     for spec in specs:
+        if spec is signal_settings:
+            if spec.name not in existing:
+                print(f"{spec.name:<32} missing (optional: the platform's signal settings)")
+                continue
+            policy = configs.get(spec.name, {}).get("cleanup.policy", "delete")
+            print(f"{spec.name:<32} partitions={existing[spec.name]} cleanup.policy={policy}")
+            continue
         if spec.name not in existing:
             print(f"{spec.name:<32} missing (run: trace-stream topics ensure)")
             continue
@@ -164,14 +180,21 @@ def parser() -> argparse.ArgumentParser:
         description="Create or show the delay, retry and dead-letter topics.",
     )
     actions = t.add_subparsers(dest="action", required=True, metavar="{ensure,describe}")
-    actions.add_parser(
+    ensure = actions.add_parser(
         "ensure",
         help="create the internal topics that are missing (idempotent)",
         description="Create the delay, retry and dead-letter topics that do not exist yet, "
         "with TRACE_TOPIC_PARTITIONS partitions, TRACE_TOPIC_REPLICATION_FACTOR and the "
         "configured retention; print each topic and whether it was created. Existing "
         "topics are left as they are.",
-    ).set_defaults(func=_topics)
+    )
+    ensure.add_argument(
+        "--signal-settings",
+        action="store_true",
+        help="also create TRACE_SIGNAL_SETTINGS_TOPIC, compacted, if it does not exist "
+        "(the platform writes it; create it here only if the platform does not)",
+    )
+    ensure.set_defaults(func=_topics)
     actions.add_parser(
         "describe",
         help="show partitions and retention of each internal topic",

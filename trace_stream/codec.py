@@ -40,7 +40,7 @@ def _schemas() -> dict[str, Any]:
     named: dict[str, Any] = {}
     parsed = {}
     # Order matters: dead_letter refers to types that trace_delivery defines.
-    for name in ("trade_closed", "trace_delivery", "dead_letter"):
+    for name in ("trade_closed", "trace_delivery", "dead_letter", "signal_tracing"):
         raw = json.loads((schema_dir() / f"{name}.avsc").read_text())
         parsed[name] = fastavro.parse_schema(raw, named_schemas=named)
     return parsed

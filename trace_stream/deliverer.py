@@ -7,7 +7,11 @@ The loop, all on one thread (posts run on the AsyncRunner):
   1. collect finished posts and route their outcomes;
   2. release the deliveries that fell due (each at its own due time, see
      `lookahead`) to posts, at most `max_in_flight` at once, unless the circuit
-     breaker is open;
+     breaker is open. Each is checked against its signal's current settings first
+     (`consent`): one whose consent was withdrawn, or whose adapter was removed,
+     finishes unposted (counted, never retried or dead-lettered); one whose settings
+     cannot be read is dead-lettered. For a batch adapter the check is made when a
+     delivery joins a batch, at most the adapter's batch age before it is written;
   3. consume: every delivery read waits in the look-ahead buffer until due. The
      buffer holds at most `max_buffered` unfinished deliveries; past that, a record
      read pauses its partition and is read again once there is room;
@@ -34,6 +38,7 @@ from .aio import AsyncRunner
 from .alerts import Alerter
 from .batching import Batcher
 from .breaker import Breaker
+from .consent import Decision, Post, Withdrawn
 from .errors import InvalidEvent
 from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
@@ -64,6 +69,7 @@ class Deliverer:
         health: Health,
         clock: Callable[[], datetime],
         breaker: Breaker | None = None,
+        consent: Callable[[str, str], Decision] | None = None,
         max_in_flight: int = 64,
         max_buffered: int = 10_000,
         max_ahead: timedelta = timedelta(days=1),
@@ -84,6 +90,7 @@ class Deliverer:
         self._max_ahead = max_ahead
         self._flush_interval = flush_interval
         self._breaker = breaker or Breaker(0, timedelta(0))
+        self._consent = consent
         self._tracker = OffsetTracker()
         self._posts = Poster(adapter, runner, metrics, post_timeout)
         self._batcher = (
@@ -162,11 +169,50 @@ class Deliverer:
             return  # the breaker is open: due deliveries wait in memory and in Kafka
         if self._batcher is not None:
             for tp, offset, delivery in self._ahead.pop_due(now, len(self._ahead)):
-                self._batcher.add(tp, offset, delivery, time.monotonic())
+                if self._allowed(tp, offset, delivery):
+                    self._batcher.add(tp, offset, delivery, time.monotonic())
             return
         slots = self._max_in_flight - len(self._posts)
         for tp, offset, delivery in self._ahead.pop_due(now, slots):
-            self._posts.submit(Work(tp, ((offset, delivery),)))
+            if self._allowed(tp, offset, delivery):
+                self._posts.submit(Work(tp, ((offset, delivery),)))
+
+    def _allowed(self, tp: TP, offset: int, delivery: TraceDelivery) -> bool:
+        """Does consent still hold for this post? If not, finish the delivery here."""
+        if self._consent is None:
+            return True
+        decision = self._consent(delivery.trace.signal_id, self.adapter.name)
+        if isinstance(decision, Post):
+            return True
+        ctx = {
+            "signal_id": delivery.trace.signal_id,
+            "trade_id": delivery.trace.trade_id,
+            "adapter": self.adapter.name,
+            "attempt": delivery.attempt + 1,
+        }
+        if isinstance(decision, Withdrawn):
+            reason = decision.reason
+            log.info("not posted: %s", reason.replace("_", " "), extra=ctx)
+            count = self._metrics.withdrawn.labels(self.adapter.name, reason).inc
+            self._tracker.finish(tp, offset, [], [count])
+            return False
+        source = Origin(topic=tp[0], partition=tp[1], offset=offset)
+        letter = DeadLetter(
+            reason="signal_settings_unreadable",
+            detail=f"consent cannot be checked: {decision.detail}",
+            adapter=self.adapter.name,
+            dead_at=self._clock(),
+            origin=delivery.origin,
+            delivery=delivery.model_copy(update={"adapters": (self.adapter.name,)}),
+        )
+        log.warning("delivery dead-lettered", extra={**ctx, "reason": letter.reason})
+        self._tracker.finish(
+            tp,
+            offset,
+            [dead_letter_record(self._topics.dead_letter, letter, source)],
+            [lambda: self._dead_lettered(letter)],
+        )
+        return False
 
     def _throttle(self) -> None:
         """Resume the partitions paused for lack of room once a tenth of it is free."""

@@ -88,6 +88,25 @@ class Metrics:
             ["adapter"],
             registry=registry,
         )
+        self.withdrawn = Counter(
+            "trust_trace_withdrawn",
+            "Deliveries not posted because the signal's current settings no longer allow "
+            "it at send time: consent_withdrawn or adapter_removed.",
+            ["adapter", "reason"],
+            registry=registry,
+        )
+        self.signal_settings = Gauge(
+            "trust_trace_signal_settings",
+            "Signals with an entry in the settings table (TRACE_SIGNAL_SETTINGS_TOPIC).",
+            registry=registry,
+        )
+        self.signal_settings_invalid = Counter(
+            "trust_trace_signal_settings_invalid",
+            "Settings records that could not be used: unreadable (its signal's trades are "
+            "dead-lettered until a valid record follows) or no_key (ignored).",
+            ["reason"],
+            registry=registry,
+        )
         self.alert_failures = Counter(
             "trust_trace_alert_post_failures",
             "Alert webhook posts that failed.",

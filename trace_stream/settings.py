@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         description="stable per replica; names the transactional producers",
     )
     trace_input_topic: str = "trade.closed"
+    trace_signal_settings_topic: str = Field(
+        default="signal.tracing",
+        description="compacted topic of each signal's current tracing settings, checked "
+        "before every post; empty: the events' own flags only",
+    )
     trace_input_offset_reset: Literal["earliest", "latest"] = "earliest"
     trace_topic_prefix: str = "trace"
     trace_topic_partitions: int = Field(default=6, ge=1)
@@ -158,6 +163,16 @@ class Settings(BaseSettings):
     def _topic_name(cls, value: str) -> str:
         if not _TOPIC.fullmatch(value):
             raise ValueError("a Kafka topic name: letters, digits, '.', '_' or '-', 1 to 200")
+        return value
+
+    @field_validator("trace_signal_settings_topic")
+    @classmethod
+    def _optional_topic_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _TOPIC.fullmatch(value):
+            raise ValueError(
+                "a Kafka topic name: letters, digits, '.', '_' or '-', 1 to 200; or empty for none"
+            )
         return value
 
     @field_validator("alert_webhook_url", "schema_registry_url")

@@ -36,6 +36,21 @@ def layout(settings: Settings) -> Topics:
     )
 
 
+def signal_settings_spec(settings: Settings) -> TopicSpec | None:
+    """The signal settings topic, compacted: the platform writes it, `topics ensure
+    --signal-settings` may create it. None when TRACE_SIGNAL_SETTINGS_TOPIC is empty."""
+    name = settings.trace_signal_settings_topic
+    if not name:
+        return None
+    return TopicSpec(
+        name,
+        settings.trace_topic_partitions,
+        settings.trace_topic_replication_factor,
+        # Tombstones stay a day, so a replica loading meanwhile still sees the removal.
+        {"cleanup.policy": "compact", "delete.retention.ms": "86400000"},
+    )
+
+
 def specs(settings: Settings) -> list[TopicSpec]:
     """The internal topics, with the configured partitions and retention (7 days by
     default; the dead-letter topic's can be set apart, since it is read by people)."""

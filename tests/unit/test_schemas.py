@@ -15,7 +15,12 @@ EXAMPLES = sorted((codec.schema_dir() / "examples").glob("*/*.json"))
 
 
 def test_there_are_examples_for_every_schema() -> None:
-    assert {p.parent.name for p in EXAMPLES} == {"trade_closed", "trace_delivery", "dead_letter"}
+    assert {p.parent.name for p in EXAMPLES} == {
+        "trade_closed",
+        "trace_delivery",
+        "dead_letter",
+        "signal_tracing",
+    }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")

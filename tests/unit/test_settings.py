@@ -90,3 +90,13 @@ def test_dead_letter_retention_can_be_set_apart(monkeypatch: pytest.MonkeyPatch)
     retention = {s.name: s.config["retention.ms"] for s in specs(load(Settings))}
     assert retention.pop("trace.dlq") == str(30 * 86_400_000)
     assert set(retention.values()) == {str(7 * 86_400_000)}
+
+
+def test_signal_settings_topic_defaults_and_may_be_turned_off(monkeypatch) -> None:
+    monkeypatch.delenv("TRACE_SIGNAL_SETTINGS_TOPIC", raising=False)
+    assert load(Settings).trace_signal_settings_topic == "signal.tracing"
+    monkeypatch.setenv("TRACE_SIGNAL_SETTINGS_TOPIC", "")
+    assert load(Settings).trace_signal_settings_topic == ""
+    monkeypatch.setenv("TRACE_SIGNAL_SETTINGS_TOPIC", "bad topic!")
+    with pytest.raises(ConfigError, match="^invalid configuration: TRACE_SIGNAL_SETTINGS_TOPIC: "):
+        load(Settings)

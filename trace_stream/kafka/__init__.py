@@ -8,6 +8,7 @@ from .admin import Admin, TopicSpec
 from .common import TP, Headers, Message, OutRecord, Stuck, TransactionAborted, bounded
 from .connect import wait_for_brokers
 from .consumer import Consumer
+from .follower import Follower
 from .producer import Producer, TransactionalProducer
 from .reader import Reader
 
@@ -15,6 +16,7 @@ __all__ = [
     "TP",
     "Admin",
     "Consumer",
+    "Follower",
     "Headers",
     "Message",
     "OutRecord",

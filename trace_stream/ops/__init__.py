@@ -4,6 +4,7 @@
     dlq list      dead-letter topic -> filtered table
     dlq redrive   dead letters holding a delivery -> delay topic, attempt 0, due now
     check-config  settings + adapters validated, masked, Kafka/topics/trackers reachable
+    signals show  signal settings topic -> one signal's entry and each adapter's decision
 
 Each command is `func(settings, args) -> exit code`; failures raise ConfigError or
 TraceStreamError with a one-line message that `cli.main` prints.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import check, dlq, replay
+from . import check, dlq, replay, signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,3 +22,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.register(sub)
     dlq.register(sub)
     check.register(sub)
+    signals.register(sub)
