@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import confluent_kafka
 
-from trace_stream import app, codec
+from trace_stream import app, codec, consent
 from trace_stream.kafka import Admin, OutRecord, Producer, TopicSpec
 from trace_stream.settings import Settings
 from trace_stream.topics import specs
@@ -228,3 +228,28 @@ class Process:
         if self.proc.poll() is None:
             self.kill()
         self._log.close()
+
+
+def create_signal_settings_topic(settings: Settings, partitions: int = 2) -> str:
+    """The test's signal settings topic, compacted, as the platform would create it."""
+    topic = settings.trace_signal_settings_topic
+    admin_for(settings).create([TopicSpec(topic, partitions, 1, {"cleanup.policy": "compact"})])
+    return topic
+
+
+def publish_signal(
+    settings: Settings,
+    signal_id: str,
+    enabled: bool | None = True,
+    adapters: tuple[str, ...] = ("webhook",),
+    *,
+    value: bytes | None = None,
+) -> None:
+    """One record on the test's signal settings topic, flushed (committed on the topic)
+    when this returns. `enabled=None`: a tombstone. `value`: raw bytes instead."""
+    if value is None and enabled is not None:
+        entry = consent.SignalSettings(signal_id, enabled, frozenset(adapters), datetime.now(UTC))
+        value = consent.encode(entry)
+    producer = confluent_kafka.Producer({**settings.kafka_config(), "acks": "all"})
+    producer.produce(settings.trace_signal_settings_topic, value, key=signal_id.encode())
+    assert producer.flush(10) == 0, "settings record not acknowledged"
