@@ -15,10 +15,19 @@ from datetime import timedelta
 import pytest
 
 from trace_stream.adapters.base import Delivered, Permanent, Retriable
+from trace_stream.adapters.transport import http_client
 from trace_stream.errors import ConfigError
 from trace_stream.records import Trace
 
-from .harness import BASE_TIME, HARNESSES, PERSONAL, Harness, build_harness, make_trace
+from .harness import (
+    BASE_TIME,
+    HARNESSES,
+    PERSONAL,
+    Harness,
+    HttpHarness,
+    build_harness,
+    make_trace,
+)
 
 MakeHarness = Callable[[str], Harness]
 KINDS = list(HARNESSES)
@@ -29,13 +38,25 @@ CASES = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(params=["httpx", "shared"])
 def make_harness(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> MakeHarness:
-    return lambda kind: build_harness(kind, monkeypatch, request, tmp_path_factory.mktemp(kind))
+    """Each HTTP adapter under both clients it can be given: plain httpx (`check-config`,
+    third-party tools) and the service's shared client, whose posts go straight to
+    aiohttp (adapters/transport.py). Other adapters run once."""
+
+    def make(kind: str) -> Harness:
+        harness = build_harness(kind, monkeypatch, request, tmp_path_factory.mktemp(kind))
+        if request.param == "shared":
+            if not isinstance(harness, HttpHarness):
+                pytest.skip("not an HTTP adapter: runs once, under 'httpx'")
+            harness.client_factory = http_client
+        return harness
+
+    return make
 
 
 @pytest.mark.parametrize("kind", KINDS)

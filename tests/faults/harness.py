@@ -3,14 +3,18 @@ service like Kubernetes would, and the figures each test proves."""
 
 from __future__ import annotations
 
+import select
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import cast
 
 import httpx
 
@@ -211,3 +215,61 @@ def settled(stream: Stream, tracker: Tracker) -> bool:
         return False
     accepted = {r.json()["trade_id"] for r in tracker.requests(ok=True)}
     return accepted >= stream.due.keys()
+
+
+class InFlight:
+    """The service's requests in flight at a tracker, counted exactly.
+
+    A request is in flight from its arrival until the tracker answers it or the client
+    closes its connection. The most at once is taken as each request arrives, checking
+    every unanswered one's socket for the client's close. That count never exceeds the
+    posts the service has in flight: a post it gives up on (its timeout) has its
+    connection closed while the cancellation unwinds, before the post's slot is free
+    and so before the next post is sent, and on loopback the close is at the tracker
+    at once; an answered request stops counting before the service reads the reply.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.most = 0
+        self.abandoned = 0
+        """Requests whose client closed the connection before they were answered."""
+        self._lock = threading.Lock()
+        self._open: dict[int, socket.socket] = {}  # per connection: one request at a time
+        # The tracker's own handler, with the bookkeeping around it.
+        base = cast(type[BaseHTTPRequestHandler], tracker._server.RequestHandlerClass)
+        watch = self
+
+        class Handler(base):  # type: ignore[valid-type, misc]
+            def do_POST(self) -> None:
+                watch._arrived(id(self), self.connection)
+                try:
+                    super().do_POST()
+                finally:
+                    watch._answered(id(self))
+
+            def send_response(self, code: int, message: str | None = None) -> None:
+                watch._answered(id(self))
+                super().send_response(code, message)
+
+        tracker._server.RequestHandlerClass = Handler
+
+    def _arrived(self, connection_id: int, sock: socket.socket) -> None:
+        with self._lock:
+            self._open[connection_id] = sock
+            now = sum(1 for s in self._open.values() if not _closed_by_peer(s))
+            self.most = max(self.most, now)
+
+    def _answered(self, connection_id: int) -> None:
+        with self._lock:
+            sock = self._open.pop(connection_id, None)
+            if sock is not None and _closed_by_peer(sock):
+                self.abandoned += 1
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """The client closed (or reset) the connection: EOF is waiting to be read."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True

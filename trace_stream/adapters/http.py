@@ -8,18 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import httpx
 
 from .base import Delivered, Outcome, Permanent, Retriable
+from .transport import SharedClient
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply read whole, from the aiohttp path: what classification and adapters
+    read of an `httpx.Response`."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive, as aiohttp gives them
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+Response = httpx.Response | Reply
 
 RETRIABLE_4XX = frozenset({408, 425, 429})
 
 
-def retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
+def retry_after(response: Response, now: datetime) -> timedelta | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -32,7 +52,7 @@ def retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
     return max(when.astimezone(UTC) - now, timedelta(0))
 
 
-def classify(response: httpx.Response, now: datetime) -> Outcome:
+def classify(response: Response, now: datetime) -> Outcome:
     code = response.status_code
     if 200 <= code < 300:
         return Delivered()
@@ -65,14 +85,17 @@ async def post_bytes(
     content: bytes,
     headers: dict[str, str],
     timeout: float,
-) -> httpx.Response | Retriable:
+) -> Response | Retriable:
     """POST `content` as JSON and read the reply, all within `timeout` seconds overall.
 
     httpx applies `timeout` per phase (connect, write, each read), so a server that
     trickles its reply could take several times longer; the outer deadline bounds the
     whole exchange. Transport failures become Retriable, with a detail naming the
-    exception type only (httpx messages can contain the URL).
+    exception type only (httpx and aiohttp messages can contain the URL). On the
+    shared client the post goes straight to its aiohttp session (see transport.py).
     """
+    if isinstance(client, SharedClient):
+        return await _post_aiohttp(client.session(), url, content, headers, timeout)
     try:
         async with asyncio.timeout(timeout):
             return await client.post(
@@ -89,13 +112,38 @@ async def post_bytes(
         return Retriable("unexpected", type(exc).__name__)
 
 
+async def _post_aiohttp(
+    session: aiohttp.ClientSession,
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> Reply | Retriable:
+    try:
+        async with asyncio.timeout(timeout):
+            async with session.post(
+                url,
+                data=content,
+                headers={"Content-Type": "application/json", **headers},
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                return Reply(response.status, response.headers, await response.read())
+    except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+        return Retriable("timeout", type(exc).__name__)
+    except aiohttp.ClientConnectionError as exc:  # refused, reset, dropped mid-reply
+        return Retriable("connection", type(exc).__name__)
+    except (aiohttp.ClientError, ValueError) as exc:  # e.g. a malformed or bad-gzip reply
+        return Retriable("unexpected", type(exc).__name__)
+
+
 async def post_json(
     client: httpx.AsyncClient,
     url: str,
     body: Any,
     headers: dict[str, str],
     timeout: float,
-) -> httpx.Response | Retriable | Permanent:
+) -> Response | Retriable | Permanent:
     """`post_bytes` of `encode_json(body)`."""
     content = encode_json(body)
     if isinstance(content, Permanent):

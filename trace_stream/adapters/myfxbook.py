@@ -25,14 +25,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..records import Trace
 from ..settings import load
 from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable
-from .http import classify, encode_json, post_bytes
+from .http import Response, classify, encode_json, post_bytes
 
 _AUTH_MESSAGE = re.compile(r"session|token|unauthori[sz]ed|not authori[sz]ed", re.IGNORECASE)
 
@@ -67,7 +66,7 @@ def body(trace: Trace) -> dict[str, Any]:
     }
 
 
-def interpret(response: httpx.Response) -> Outcome:
+def interpret(response: Response) -> Outcome:
     """Outcome of a 2xx reply. Details never quote the reply, which may echo the token."""
     try:
         reply = response.json()

@@ -8,12 +8,19 @@ Differences from httpx's own transport that callers may notice:
 - proxies from the environment (HTTP_PROXY...) are not used;
 - `max_keepalive_connections` is not enforced (aiohttp keeps what the pool holds);
 - the write timeout is not enforced; adapters bound each post with an overall deadline.
+
+The posts of the hot path (one per trade) skip httpx and go straight to the same
+aiohttp session (`SharedClient.session`, used by `http.post_bytes`): measured with
+bench/throughput.py, httpx's own request and response layer, cookie handling and
+URL merging among it, cost about a third of the service's CPU. Low-volume calls
+(alerts, `check-config`) keep httpx's API. Neither side keeps cookies.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -26,6 +33,23 @@ class _Transport(AiohttpTransport):
     a dropped one included, as ConnectTimeout; restore the distinction so the failure
     reason (`connection` vs `timeout`) is right."""
 
+    def get_client(self) -> aiohttp.ClientSession:
+        # As httpx-aiohttp builds it (bounded pool, keep-alive expiry, httpx's TLS
+        # context), and without a cookie jar: a tracker's Set-Cookie must not follow
+        # later posts.
+        connector = aiohttp.TCPConnector(
+            limit=LIMITS.max_connections or 100,
+            keepalive_timeout=LIMITS.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, opened on first use (on the loop that uses it)."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        return self.client
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return await super().handle_async_request(request)
@@ -37,15 +61,27 @@ class _Transport(AiohttpTransport):
             raise httpx.ConnectError(type(cause).__name__, request=request) from cause
 
 
-def http_client() -> httpx.AsyncClient:
+class SharedClient(httpx.AsyncClient):
+    """httpx's API over the transport, plus the transport's aiohttp session for the
+    hot path's posts."""
+
+    def __init__(self) -> None:
+        self._aiohttp = _Transport(limits=LIMITS)
+        super().__init__(
+            transport=self._aiohttp,
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def session(self) -> aiohttp.ClientSession:
+        return self._aiohttp.session()
+
+
+def http_client() -> SharedClient:
     """A client with a bounded pool, explicit timeouts and no redirects.
 
     Create it anywhere; its aiohttp session is opened on the first request, on the
     loop that makes it, and must be closed (`aclose`) on that same loop.
     """
-    return httpx.AsyncClient(
-        transport=_Transport(limits=LIMITS),
-        timeout=TIMEOUT,
-        follow_redirects=False,
-        trust_env=False,
-    )
+    return SharedClient()
