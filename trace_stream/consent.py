@@ -138,10 +138,21 @@ def _settings(signal_id: str, value: bytes, where: str) -> SignalSettings:
     return SignalSettings(
         signal_id=signal_id,
         enabled=bool(record["tracing_enabled"]),
-        adapters=frozenset(adapters),
+        adapters=_shared(frozenset(adapters)),
         updated_at=record["updated_at"],
         where=where,
     )
+
+
+_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(adapters: frozenset[str]) -> frozenset[str]:
+    """One copy of each adapter list: signals share a handful of them, and a set is
+    most of an entry's size (the table then costs about half as much per signal)."""
+    if len(_SETS) < 1024:
+        return _SETS.setdefault(adapters, adapters)
+    return _SETS.get(adapters, adapters)
 
 
 def _decode(value: bytes) -> dict[str, Any]:

@@ -26,8 +26,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from .consent import InvalidSettings, SignalTable, Unreadable, parse
+from .errors import KafkaError
 from .health import Health
 from .kafka import TP, Follower, Message
 from .metrics import Metrics
@@ -35,6 +37,9 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 STAGE = "signals"
+T = TypeVar("T")
+_FATAL = {"TOPIC_AUTHORIZATION_FAILED", "_FATAL"}
+"""Errors asking again cannot cure: the principal may not read the topic."""
 
 
 class SignalFollower:
@@ -48,6 +53,7 @@ class SignalFollower:
         health: Health,
         timeout: float = 10,
         recheck: float = 60,
+        retry_every: float = 2,
     ) -> None:
         self.topic = topic
         self.table = table
@@ -57,6 +63,7 @@ class SignalFollower:
         self._health = health
         self._timeout = timeout
         self._recheck = recheck
+        self._retry_every = retry_every
         self._records = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -80,7 +87,9 @@ class SignalFollower:
     def _find(self, follower: Follower, stop: threading.Event) -> list[TP] | None:
         """The topic's partitions; while it does not exist, today's behaviour (said
         once) and another look every `recheck` seconds."""
-        tps = follower.partitions(self._timeout)
+        tps = self._ask(lambda: follower.partitions(self._timeout), stop)
+        if tps is None and stop.is_set():
+            return None
         if tps is None:
             log.warning(
                 "signal settings topic not found: each event's own opt-in and trackers "
@@ -94,14 +103,16 @@ class SignalFollower:
                 self._health.beat(STAGE)
                 if stop.wait(min(1.0, self._recheck)):
                     return None
-            tps = follower.partitions(self._timeout)
+            tps = self._ask(lambda: follower.partitions(self._timeout), stop)
         if self.loaded.is_set():
             log.info("signal settings topic found: following it", extra={"topic": self.topic})
         return tps
 
     def _load(self, follower: Follower, stop: threading.Event) -> None:
         started = time.monotonic()
-        ends = follower.ends(self._timeout)
+        ends = self._ask(lambda: follower.ends(self._timeout), stop)
+        if ends is None:
+            return
         todo = {tp for tp, (first, end) in ends.items() if end > first}
         said = started
         while todo and not stop.is_set():
@@ -129,6 +140,20 @@ class SignalFollower:
             },
         )
         self._ready()
+
+    def _ask(self, call: Callable[[], T], stop: threading.Event) -> T | None:
+        """`call()`, asked again every `retry_every` seconds while Kafka does not
+        answer (a broker restart must not stop the service); None once `stop` is set."""
+        while not stop.is_set():
+            self._health.beat(STAGE)
+            try:
+                return call()
+            except KafkaError as exc:
+                if exc.code in _FATAL:
+                    raise
+                log.warning("signal settings: Kafka did not answer, asking again: %s", exc)
+                stop.wait(self._retry_every)
+        return None
 
     def _ready(self) -> None:
         self._health.joined(STAGE)

@@ -322,6 +322,18 @@ def test_topics_hook_runs_before_install_and_upgrade() -> None:
     assert of_kind(render("s3-export-values.yaml"), "Job") == []
 
 
+def test_signal_settings_topic_is_configured_and_created_only_when_asked() -> None:
+    objects = render("default-values.yaml")
+    assert one(objects, "ConfigMap")["data"]["TRACE_SIGNAL_SETTINGS_TOPIC"] == "signal.tracing"
+    off = render("default-values.yaml", "trace.signalSettingsTopic=")
+    assert one(off, "ConfigMap")["data"]["TRACE_SIGNAL_SETTINGS_TOPIC"] == ""
+    asked = one(render("default-values.yaml", "topics.ensure.signalSettings=true"), "Job")
+    [container] = asked["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["trace-stream", "topics", "ensure", "--signal-settings"]
+    bad = helm_template("default-values.yaml", "trace.signalSettingsTopic=bad topic")
+    assert bad.returncode != 0 and "signalSettingsTopic" in bad.stderr
+
+
 def values_of(variant: str) -> Manifest:
     values: Manifest = yaml.safe_load((CHART / "ci" / variant).read_text())
     return values

@@ -151,6 +151,7 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- if $v.kafka.schemaRegistry.url }}{{ $_ = set $env "SCHEMA_REGISTRY_URL" $v.kafka.schemaRegistry.url }}{{ end }}
 {{- $_ = set $env "TRACE_GROUP_ID" $v.trace.groupId }}
 {{- $_ = set $env "TRACE_INPUT_TOPIC" $v.trace.inputTopic }}
+{{- $_ = set $env "TRACE_SIGNAL_SETTINGS_TOPIC" $v.trace.signalSettingsTopic }}
 {{- $_ = set $env "TRACE_INPUT_OFFSET_RESET" $v.trace.inputOffsetReset }}
 {{- $_ = set $env "TRACE_DELAY_MINUTES" (toString $v.trace.delayMinutes) }}
 {{- $_ = set $env "TRACE_RETRY_MAX_ATTEMPTS" (toString $v.trace.retry.maxAttempts) }}
