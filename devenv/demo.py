@@ -5,7 +5,9 @@ receiver on loopback, publishes sample `trade.closed` events (with personal fiel
 them) and runs `trace-stream run` with a short delay. The story, in order: each trade
 is scheduled with its personal fields dropped (named), then posted at its due time;
 T-0002 fails once (HTTP 503) and is retried; T-0003 did not opt in and is never
-posted; T-0004 is rejected for good (HTTP 422), dead-lettered, and its alert arrives.
+posted; T-0004 is rejected for good (HTTP 422), dead-lettered, and its alert arrives;
+the owner of T-0006's signal withdraws consent after it closed, so it is not posted
+(nor any later trade of that signal).
 The service's JSON log is read and retold in one line per event; librdkafka's own
 log lines are limited to errors. Ctrl-C at any moment stops everything, exit 0.
 """
@@ -31,7 +33,7 @@ from typing import IO, Any  # noqa: E402
 
 from devenv.broker import LocalKafka  # noqa: E402
 from devenv.tracker import Received, Reply, Tracker  # noqa: E402
-from trace_stream import codec  # noqa: E402
+from trace_stream import codec, consent  # noqa: E402
 from trace_stream.kafka import Admin, OutRecord, Producer, TopicSpec  # noqa: E402
 from trace_stream.redact import ALLOWED_FIELDS  # noqa: E402
 from trace_stream.settings import Settings  # noqa: E402
@@ -41,8 +43,9 @@ DELAY_MINUTES = float(os.environ.get("DEMO_DELAY_MINUTES", "0.1"))  # 6 seconds
 INTERVAL = float(os.environ.get("DEMO_INTERVAL_SECONDS", "4"))
 INSTRUMENTS = [("EURUSD", 1.08), ("XAUUSD", 2400.0), ("GBPJPY", 191.2), ("US500", 5600.0)]
 PERSONAL = ("user_id", "user_email", "user_name", "client_id", "account_id")
-FAILS_ONCE, REJECTED = "T-0002", "T-0004"
+FAILS_ONCE, REJECTED, WITHDRAWN = "T-0002", "T-0004", "T-0006"
 RETRY = "3s"  # one retry tier, so the retried trade comes back soon
+COMPACTED = {"cleanup.policy": "compact"}
 QUIET = {"log_level": 0}  # the demo's own clients: no librdkafka lines at all
 
 
@@ -164,6 +167,11 @@ class Story:
             )
         if msg == "trade skipped":
             return f"an event was skipped ({e.get('reason')}): nothing about it is written"
+        if msg == "not posted: consent withdrawn":
+            return (
+                f"{trade_id} not posted: {e.get('signal_id')}'s owner withdrew consent "
+                "after it closed (checked before every attempt); nothing is dead-lettered"
+            )
         if msg == "trace posted":
             return f"{trade_id} posted, attempt {e.get('attempt')} (was due {due})"
         if msg == "post failed":
@@ -213,7 +221,11 @@ def main() -> int:
                 trace_retry_schedule=RETRY,
             )
             Admin({**settings.kafka_config(), **QUIET}).create(
-                [*specs(settings), TopicSpec(settings.trace_input_topic, 2, 1, {})]
+                [
+                    *specs(settings),
+                    TopicSpec(settings.trace_input_topic, 2, 1, {}),
+                    TopicSpec(settings.trace_signal_settings_topic, 2, 1, COMPACTED),
+                ]
             )
             env = {
                 **os.environ,
@@ -271,6 +283,8 @@ def main() -> int:
                     )
                 )
                 producer.flush()
+                if trade["trade_id"] == WITHDRAWN:
+                    withdraw(producer, settings, str(trade["signal_id"]))
                 STOP.wait(INTERVAL)
             stopped_by_us = STOP.is_set()
             say("stopping the service ...")
@@ -289,6 +303,16 @@ def main() -> int:
         return 1
     say("bye")
     return 0
+
+
+def withdraw(producer: Producer, settings: Settings, signal_id: str) -> None:
+    """The signal's owner turns tracing off: its latest settings on the compacted topic."""
+    off = consent.SignalSettings(signal_id, False, frozenset(), datetime.now(UTC))
+    say(f"the owner of {signal_id} withdraws consent (on {settings.trace_signal_settings_topic})")
+    producer.produce(
+        OutRecord(settings.trace_signal_settings_topic, consent.encode(off), key=signal_id.encode())
+    )
+    producer.flush()
 
 
 def _end(service: subprocess.Popen[str]) -> subprocess.Popen[str]:

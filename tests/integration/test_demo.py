@@ -79,6 +79,7 @@ def test_ctrl_c_during_broker_start_up_exits_0() -> None:
 def test_the_story_in_order_then_ctrl_c_exits_0() -> None:
     demo = Demo()
     demo.wait_for(r"\[alert\].*T-0004", 90)
+    demo.wait_for(r"T-0006 not posted", 30)
     assert demo.interrupt() == 0, demo.text
     text = demo.text
     assert "Traceback" not in text and not re.search(r"^%\d\|", text, re.M), text
@@ -110,6 +111,17 @@ def test_the_story_in_order_then_ctrl_c_exits_0() -> None:
             r"\[alert\] +.*abandoned trade T-0004",
             r"\[service\] stopped",
         ],
+        # Scheduling and the withdrawal race too: each comes before the verdict.
+        [
+            r"\[demo\] +published T-0006",
+            r"\[demo\] +the owner of SIG-1 withdraws consent",
+            r"\[service\] T-0006 not posted: SIG-1's owner withdrew consent",
+            r"\[service\] stopped",
+        ],
+        [
+            r"\[service\] T-0006 scheduled on trace\.delay",
+            r"\[service\] T-0006 not posted",
+        ],
     ]
     for story in stories:
         at = 0
@@ -120,5 +132,6 @@ def test_the_story_in_order_then_ctrl_c_exits_0() -> None:
             assert found is not None, f"{pattern!r} not after line {at}:\n{text}"
             at = found
     assert "T-0003 received" not in text  # not opted in
+    assert "T-0006 received" not in text  # consent withdrawn
     assert "user_email" not in "".join(line for line in demo.lines if "[tracker]" in line)
     assert "warning" not in text.lower() or "consumer error" not in text, text
