@@ -10,20 +10,35 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+# Built once: json.dumps builds an encoder on every call that passes an option.
+_encode = json.JSONEncoder(default=str).encode
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
+@lru_cache(maxsize=2)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. A line per trade is the busiest output of the service,
+    so the timestamp is formatted once a second and the encoder built once."""
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": f"{_utc_second(int(record.created))}.{int(record.msecs):03d}+00:00",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -32,7 +47,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _encode(out)
 
 
 class TextFormatter(logging.Formatter):
@@ -56,6 +71,8 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     root.handlers[:] = [h for h in root.handlers if h.get_name() != "trace-stream"]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Neither format shows the process name, which every record would look up.
+    logging.logMultiprocessing = False
     # httpx logs every request URL at INFO; a URL can carry a token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # botocore logs the access key id at DEBUG.
