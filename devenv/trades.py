@@ -47,6 +47,7 @@ def fresh_settings(bootstrap: str, **overrides: Any) -> Settings:
             "trace_instance_id": f"bench-{uid}",
             "trace_input_topic": f"trade.closed.{uid}",
             "trace_topic_prefix": f"trace.{uid}",
+            "trace_signal_settings_topic": f"signal.tracing.{uid}",  # absent unless created
             **overrides,
         }
     )

@@ -8,6 +8,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
+import confluent_kafka
 import pytest
 
 from devenv.tracker import Reply, Tracker
@@ -22,7 +23,7 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import app, codec
-from trace_stream.consent import SignalSettings, Unreadable
+from trace_stream.consent import SignalSettings, Unreadable, encode
 from trace_stream.topics import layout
 
 
@@ -199,3 +200,49 @@ def test_without_the_topic_the_events_flags_decide_said_once(kafka_bootstrap, we
     said = [r for r in caplog.records if "signal settings topic not found" in r.getMessage()]
     assert len(said) == 1
     assert said[0].levelno == logging.WARNING
+
+
+def test_consent_re_enabled_before_the_due_time_is_posted_on_time(kafka_bootstrap, webhook):
+    delay = timedelta(seconds=4)
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=delay.total_seconds() / 60)
+    create_signal_settings_topic(settings)
+    closed = datetime.now(UTC)
+    publish(settings, trade_event("T-back", signal_id="SIG-B", closed_at=closed))
+    with running(settings) as service:
+        publish_signal(settings, "SIG-B", False, ())
+        wait_for(lambda: enabled(service, "SIG-B") is False, what="the withdrawal")
+        publish_signal(settings, "SIG-B", True, ("webhook",))
+        wait_for(lambda: enabled(service, "SIG-B") is True, what="the re-enabling")
+        assert datetime.now(UTC) < closed + delay, "precondition: re-enabled before due"
+        wait_for(lambda: posted(webhook) == ["T-back"], what="the post")
+        assert counter(service, "webhook", "consent_withdrawn") == 0
+    (request,) = webhook.requests()
+    late = request.at - (closed + delay).timestamp()
+    assert 0 <= late < 2, f"posted {late:+.2f} s after its due time"
+
+
+def test_ready_only_once_a_large_table_is_loaded(kafka_bootstrap, webhook):
+    """20,000 signals on the topic: /readyz never says ready with the table part-loaded."""
+    count = 20_000
+    settings = make_settings(kafka_bootstrap, trace_delay_minutes=0)
+    topic = create_signal_settings_topic(settings)
+    producer = confluent_kafka.Producer({**settings.kafka_config(), "linger.ms": 20})
+    now = datetime.now(UTC)
+    for i in range(count):
+        entry = SignalSettings(f"SIG-{i}", i % 2 == 0, frozenset({"webhook"}), now)
+        producer.produce(topic, encode(entry), key=entry.signal_id.encode())
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    publish(
+        settings, trade_event("T-odd", signal_id="SIG-1"), trade_event("T-even", signal_id="SIG-2")
+    )
+    with running(settings) as service:
+        seen = []
+        while not (ready := service.health.ready()[0]):
+            seen.append(len(service.signals))
+            assert len(seen) < 60_000, "never ready"
+            time.sleep(0.001)
+        assert ready and len(service.signals) == count
+        assert any(n < count for n in seen), "never saw the table loading: nothing was tested"
+        wait_for(lambda: posted(webhook) == ["T-even"], what="the post of the enabled signal")
+        wait_for(lambda: counter(service, "webhook", "consent_withdrawn") == 1, what="T-odd")

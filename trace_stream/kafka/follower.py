@@ -35,6 +35,9 @@ class Follower:
                 "auto.offset.reset": "earliest",
                 # A change on the topic reaches the table within about this long.
                 "fetch.wait.max.ms": fetch_wait_ms,
+                # The records are applied as they arrive: librdkafka's default read-ahead
+                # (up to 64 MiB) would only grow the process while a large table loads.
+                "queued.max.messages.kbytes": 4096,
             }
         )
         self._assigned: list[TP] = []
