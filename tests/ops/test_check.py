@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
 import pytest
 
 from devenv.tracker import Tracker
-from tests.support import make_settings
+from tests.support import create_signal_settings_topic, make_settings
 from trace_stream.ops import source
 
 from .conftest import Cli
@@ -103,3 +104,22 @@ def test_missing_topics_are_a_warning(kafka_bootstrap: str, tracker: Tracker, cl
     ran = cli("check-config", "--timeout", "2")
     assert ran.code == 0, ran.err
     assert "run: trace-stream topics ensure" in ran.out
+    assert re.search(
+        r"warn +consent +signal settings topic signal\.tracing\.\w+ not found", ran.out
+    )
+
+
+def test_signal_settings_topic_is_reported(
+    kafka_bootstrap: str, tracker: Tracker, cli: Cli
+) -> None:
+    settings = make_settings(kafka_bootstrap)
+    create_signal_settings_topic(settings)
+    cli.use(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces")
+    ran = cli("check-config", "--timeout", "2")
+    assert ran.code == 0, ran.err
+    assert (
+        f"ok    consent     signal settings topic {settings.trace_signal_settings_topic} present"
+        in ran.out
+    )
+    cli.use(settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces", TRACE_SIGNAL_SETTINGS_TOPIC="")
+    assert "no signal settings topic: the events' flags decide" in cli("check-config").out

@@ -115,6 +115,17 @@ def kafka(settings: Settings, timeout: float) -> list[Result]:
     if topics.input not in existing:
         text = f"input topic {topics.input} not found; check TRACE_INPUT_TOPIC"
         out.append(Result("warn", "topics", text))
+    signals = settings.trace_signal_settings_topic
+    if not signals:
+        out.append(Result("ok", "consent", "no signal settings topic: the events' flags decide"))
+    elif signals not in existing:
+        text = (
+            f"signal settings topic {signals} not found: the events' flags decide until it "
+            "appears; check TRACE_SIGNAL_SETTINGS_TOPIC"
+        )
+        out.append(Result("warn", "consent", text))
+    else:
+        out.append(Result("ok", "consent", f"signal settings topic {signals} present"))
     return out
 
 
