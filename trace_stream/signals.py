@@ -11,7 +11,8 @@ The stage's contract (`SignalFollower.run`):
   joined (/readyz: not ready). With no topic configured, or none on the broker, it
   is set at once and each event's own flags decide, as said once at start-up; an
   absent topic is looked for again every `recheck` seconds and followed from its
-  beginning once it appears.
+  beginning once it appears. Partitions added later are found as often, and read
+  from their beginning.
 - Records apply in offset order: the latest per key wins, a tombstone removes the
   entry. A record that cannot be read makes its signal `Unreadable` (its deliveries
   are dead-lettered, see `consent`), a record without a usable key is ignored; both
@@ -78,9 +79,13 @@ class SignalFollower:
                 return
             follower.assign(tps)
             self._load(follower, stop)
+            looked = time.monotonic()
             while not stop.is_set():
                 self._health.beat(STAGE)
                 self._apply(follower.poll(0.5))
+                if time.monotonic() - looked >= self._recheck:
+                    looked = time.monotonic()
+                    self._grown(follower)
         finally:
             follower.close()
 
@@ -140,6 +145,16 @@ class SignalFollower:
             },
         )
         self._ready()
+
+    def _grown(self, follower: Follower) -> None:
+        """Partitions added to the topic since: read them from their beginning too."""
+        try:
+            tps = follower.partitions(self._timeout)
+        except KafkaError as exc:
+            log.warning("signal settings: Kafka did not answer: %s", exc)
+            return
+        if tps:
+            follower.assign(tps)
 
     def _ask(self, call: Callable[[], T], stop: threading.Event) -> T | None:
         """`call()`, asked again every `retry_every` seconds while Kafka does not

@@ -36,15 +36,17 @@ class Scripted:
         self.exists = exists
         self.position = 0
         self.closed = False
+        self.parts = [(TOPIC, 0)]
+        self.assigned: list[TP] = []
 
     def partitions(self, timeout: float) -> list[TP] | None:
         if self.failures:
             self.failures -= 1
             raise KafkaError("metadata: Local: Broker transport failure", "_TRANSPORT")
-        return [(TOPIC, 0)] if self.exists else None
+        return list(self.parts) if self.exists else None
 
     def assign(self, tps: list[TP]) -> None:
-        pass
+        self.assigned += [tp for tp in tps if tp not in self.assigned]
 
     def ends(self, timeout: float) -> dict[TP, tuple[int, int]]:
         return {(TOPIC, 0): (0, len(self.records))}
@@ -109,4 +111,14 @@ def test_an_absent_topic_is_ready_at_once_and_looked_for_again() -> None:
     assert health.ready()[0]
     scripted.exists = True
     wait_for(lambda: stage.table.get("S") is not None, timeout=5, what="the topic followed")
+    stop.set()
+
+
+def test_partitions_added_later_are_read_too() -> None:
+    scripted = Scripted([record(0, "S", True)])
+    stage, _, stop = start(scripted, recheck=0.05)
+    assert stage.loaded.wait(5)
+    assert scripted.assigned == [(TOPIC, 0)]
+    scripted.parts.append((TOPIC, 1))
+    wait_for(lambda: scripted.assigned == [(TOPIC, 0), (TOPIC, 1)], timeout=5, what="assigned")
     stop.set()
