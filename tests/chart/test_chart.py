@@ -165,6 +165,8 @@ def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
         "TraceFailureRateHigh",
         "TraceDueLagHigh",
         "TraceBufferFull",
+        "TraceAdapterPaused",
+        "TraceSignalSettingsInvalid",
     }
     assert expected | {"TraceStreamDown"} <= alerts
     rules = tmp_path / "rules.yaml"
