@@ -33,7 +33,7 @@ from .health import Health
 from .ingest import Limits
 from .kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
 from .metrics import Metrics
-from .registry import input_decoder
+from .registry import Decoder, RegistryDecoder, input_decoder
 from .routing import RetryPolicy
 from .scheduler import Scheduler
 from .settings import Settings
@@ -60,6 +60,7 @@ class Service:
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _errors: list[BaseException] = field(default_factory=list)
+    _decoder: Decoder | None = None
 
     def __post_init__(self) -> None:
         follows = [SIGNALS_STAGE] if self.settings.trace_signal_settings_topic else []
@@ -143,6 +144,7 @@ class Service:
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
         config = s.consumer_config(s.trace_group_id, s.trace_input_offset_reset)
+        self._decoder = input_decoder(s)
         producer = self._producer(f"{s.trace_group_id}.schedule.{s.trace_instance_id}")
         return Scheduler(
             consumer_factory=lambda sch: Consumer(config, on_assign=sch.on_assign),
@@ -153,7 +155,7 @@ class Service:
             clock=self.clock,
             metrics=self.metrics,
             health=self.health,
-            decode=input_decoder(s),
+            decode=self._decoder,
             limits=Limits(s.max_clock_skew, s.trace_earliest_close),
         )
 
@@ -235,6 +237,8 @@ class Service:
             self.runner.run(adapter.aclose(), timeout=5)
         self.runner.run(self.http.aclose(), timeout=5)
         self.runner.close()
+        if isinstance(self._decoder, RegistryDecoder):
+            self._decoder.close()
 
     @property
     def failed(self) -> BaseException | None:

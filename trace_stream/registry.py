@@ -45,8 +45,7 @@ class RegistryDecoder:
         if auth is not None:
             user, _, password = auth.get_secret_value().partition(":")
             credentials = httpx.BasicAuth(user, password)
-        # No connection is kept between fetches (there is one per schema id, ever): the
-        # service does not close its decoder, and a kept one leaked a socket per run.
+        # No connection is kept between fetches: there is one fetch per schema id, ever.
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
             auth=credentials,
