@@ -140,7 +140,7 @@ def publish(
     for item in items:
         value = item if isinstance(item, bytes) else codec.encode("trade_closed", item)
         key = None if isinstance(item, bytes) else str(item["trade_id"]).encode()
-        producer.produce(OutRecord(settings.trace_input_topic, value, key=key))
+        producer.produce(OutRecord(settings.trace_input_topic, value, key=key, partition=partition))
     producer.flush()
 
 
