@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from devenv.tracker import Tracker
 from tests.support import (
     canaries,
@@ -16,6 +18,7 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
+from trace_stream.records import TraceDelivery
 from trace_stream.topics import layout
 
 from .conftest import Cli
@@ -112,3 +115,28 @@ def test_replay_refuses_unknown_or_disabled_adapters(kafka_bootstrap: str, cli: 
     disabled = cli("replay", "--from", "0", "--adapter", "myfxbook")
     assert disabled.code == 2
     assert "TRACE_ENABLED_ADAPTERS" in disabled.err and len(disabled.err.splitlines()) == 1
+
+
+def test_replay_reports_an_event_it_cannot_encode_and_goes_on(
+    kafka_bootstrap: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the scheduler would dead-letter as `unprocessable` is counted as invalid by a
+    replay, which goes on with the next events instead of stopping with an error."""
+    settings = make_settings(kafka_bootstrap)
+    cli.use(settings)
+    publish(settings, trade_event("T-1"), trade_event("T-odd"), trade_event("T-2"))
+    encode = codec.encode_delivery
+
+    def fussy(d: TraceDelivery) -> bytes:
+        if d.trace.trade_id == "T-odd":
+            raise OverflowError("canary value")
+        return encode(d)
+
+    monkeypatch.setattr(codec, "encode_delivery", fussy)
+    for argv in (["--dry-run"], []):
+        ran = cli("replay", "--from", "0", *argv)
+        assert ran.code == 0, ran.err
+        assert "unprocessable: OverflowError while encoding the delivery" in ran.out
+        assert "replay: read 3, scheduled 2, skipped 0, invalid 1" in ran.out
+        assert "canary" not in ran.text
+    assert len(read_topics(settings, layout(settings).delay)) == 2

@@ -133,10 +133,19 @@ class _Sink:
                 f"invalid {m.partition}:{m.offset}  {letter.reason}: {letter.detail}"
             )
         else:
-            self.tally["scheduled"] += 1
             self._schedule(p.delivery, m)
 
     def _schedule(self, d: TraceDelivery, m: Message) -> None:
+        try:  # as the scheduler does: what validation let through but Avro cannot hold
+            record = delivery_record(self.topic, d)
+        except Exception as exc:
+            self.tally["invalid"] += 1
+            self.progress.echo(
+                f"invalid {m.partition}:{m.offset}  unprocessable: "
+                f"{type(exc).__name__} while encoding the delivery"
+            )
+            return
+        self.tally["scheduled"] += 1
         if self.producer is None:
             adapters_ = ",".join(d.adapters)
             self.progress.echo(
@@ -144,7 +153,7 @@ class _Sink:
                 f"  from={m.partition}:{m.offset}"
             )
             return
-        self.producer.produce(delivery_record(self.topic, d))
+        self.producer.produce(record)
         if self.tally["scheduled"] % FLUSH_EVERY == 0:
             self.producer.flush()
 
