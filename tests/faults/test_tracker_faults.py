@@ -4,11 +4,14 @@ number of posts in flight stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import aiohttp
 
 from devenv.broker import LocalKafka
 from devenv.tracker import Reply, Tracker
@@ -104,3 +107,31 @@ def test_slow_and_failing_tracker_every_trade_settles_in_flight_bounded(
     # Not vacuous: the limit was reached, and the slow posts were seen given up on.
     assert posts.most == in_flight and posts.abandoned > 0, str(posts.__dict__)
     assert code == 0, f"SIGTERM: exit {code} after {took:.1f} s"
+
+
+def test_in_flight_counts_what_the_client_holds(tracker: Tracker) -> None:
+    """InFlight, the measure of the test above: requests at the tracker together all
+    count; requests the client gave up on stop counting at once, though the tracker's
+    threads still sleep on them."""
+    tracker.default = Reply(200, delay=1.0)
+    posts = InFlight(tracker)
+
+    async def post(session: aiohttp.ClientSession, give_up: float) -> None:
+        try:
+            async with asyncio.timeout(give_up), session.post(f"{tracker.url}/x", data=b"{}") as r:
+                await r.read()
+        except TimeoutError:
+            pass
+
+    async def run() -> tuple[int, int]:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(post(session, 3) for _ in range(6)))
+            together = posts.most
+            posts.most = 0
+            for _ in range(5):  # four at a time, each replaced as soon as it is given up
+                await asyncio.gather(*(post(session, 0.1) for _ in range(4)))
+        return together, posts.most
+
+    together, replaced = asyncio.run(run())
+    assert (together, replaced) == (6, 4)
+    assert tracker.most_in_flight > 4  # the tracker's threads still held the abandoned ones
