@@ -77,7 +77,7 @@ def test_the_examples_beside_the_schema_parse() -> None:
                 datetime.fromtimestamp(raw["updated_at"] / 1000, UTC),
             )
         )
-        signal_id, entry = parse(raw["signal_id"].encode(), value)
+        _, entry = parse(raw["signal_id"].encode(), value)
         assert isinstance(entry, SignalSettings)
         assert entry.enabled == raw["tracing_enabled"]
         assert entry.adapters == frozenset(raw["tracing_adapters"])

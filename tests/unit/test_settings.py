@@ -98,5 +98,12 @@ def test_signal_settings_topic_defaults_and_may_be_turned_off(monkeypatch) -> No
     monkeypatch.setenv("TRACE_SIGNAL_SETTINGS_TOPIC", "")
     assert load(Settings).trace_signal_settings_topic == ""
     monkeypatch.setenv("TRACE_SIGNAL_SETTINGS_TOPIC", "bad topic!")
-    with pytest.raises(ConfigError, match="^invalid configuration: TRACE_SIGNAL_SETTINGS_TOPIC: "):
+    with pytest.raises(ConfigError, match=r"^invalid configuration: TRACE_SIGNAL_SETTINGS_TOPIC: "):
         load(Settings)
+
+
+def test_consumers_read_ahead_8_mib_unless_told_otherwise() -> None:
+    config = Settings().consumer_config("g", "earliest")
+    assert config["queued.max.messages.kbytes"] == 8192
+    told = Settings(kafka_extra_config={"queued.max.messages.kbytes": "65536"})
+    assert told.consumer_config("g", "earliest")["queued.max.messages.kbytes"] == "65536"
