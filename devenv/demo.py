@@ -232,6 +232,7 @@ def main() -> int:
                 "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
                 # librdkafka's own lines only for errors (not "Coordinator load in progress")
                 "KAFKA_EXTRA_CONFIG": json.dumps({"log_level": 3}),
+                "LOG_LEVEL": "DEBUG",  # the per-trade lines it retells are DEBUG
                 "TRACE_DELAY_MINUTES": str(DELAY_MINUTES),
                 "TRACE_ENABLED_ADAPTERS": "webhook",
                 "TRACE_TOPIC_PARTITIONS": "2",

@@ -42,6 +42,7 @@ from .consent import Decision, Post, Withdrawn
 from .errors import InvalidEvent
 from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
+from .logs import Tally
 from .lookahead import InOrder, Lookahead, Timers
 from .metrics import Metrics
 from .offsets import OffsetTracker
@@ -113,6 +114,7 @@ class Deliverer:
         self._positions: dict[TP, int] = {}  # a snapshot of it for the backlog probe
         self._last_flush = 0.0
         self._last_report = 0.0
+        self._tally = Tally(log, "posts in the last minute")  # posted, retried
 
     # -- the loop -------------------------------------------------------------------
 
@@ -295,6 +297,7 @@ class Deliverer:
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
         self._positions = dict(self._next)
+        self._tally.report(adapter=self.adapter.name)
 
     def _collect(self) -> None:
         for work, outcome in self._posts.finished():
@@ -319,7 +322,8 @@ class Deliverer:
             self._metrics.pushed.labels(name).inc()
             late = (now - delivery.due_at).total_seconds()
             self._metrics.lateness.labels(name).observe(max(0.0, late))
-            log.info("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
+            self._tally.add("posted")
+            log.debug("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
         else:
             self._metrics.failed.labels(name, outcome.reason).inc()
             log.warning(
@@ -327,7 +331,8 @@ class Deliverer:
             )
         r = route(delivery, name, outcome, policy=self._policy, now=now)
         if isinstance(r, Retry):
-            log.info(
+            self._tally.add("retried")
+            log.debug(
                 "retry scheduled",
                 extra={**ctx, "retry_topic": r.topic, "due_at": r.delivery.due_at.isoformat()},
             )

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -77,3 +78,36 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # botocore logs the access key id at DEBUG.
     logging.getLogger("botocore").setLevel(logging.INFO)
+
+
+class Tally:
+    """Counts of events whose own lines are DEBUG, said at INFO in one line every
+    `every` seconds (none when nothing happened): a line per trade costs the service
+    about a tenth of its CPU."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._message = message
+        self._every = every
+        self._clock = clock
+        self._counts: dict[str, int] = {}
+        self._since = clock()
+
+    def add(self, key: str, n: int = 1) -> None:
+        self._counts[key] = self._counts.get(key, 0) + n
+
+    def report(self, **fields: Any) -> None:
+        """Log the counts if `every` seconds have passed since the last line; cheap to
+        call often."""
+        if self._clock() - self._since < self._every:
+            return
+        if self._counts:
+            self._logger.info(self._message, extra={**fields, **self._counts})
+        self._counts = {}
+        self._since = self._clock()

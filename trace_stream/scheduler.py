@@ -17,6 +17,7 @@ from . import codec
 from .health import Health
 from .ingest import DEFAULT_LIMITS, Limits, Schedule, Skip, plan
 from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
+from .logs import Tally
 from .metrics import Metrics
 from .records import DeadLetter, Origin, TraceDelivery
 from .redact import redacted_json
@@ -86,6 +87,7 @@ class Scheduler:
         self._decode = decode
         self._limits = limits
         self._batch_size = batch_size
+        self._tally = Tally(log, "events in the last minute")  # per outcome
 
     def on_assign(self, tps: list[tuple[str, int]]) -> None:
         self._health.joined(STAGE)
@@ -97,6 +99,7 @@ class Scheduler:
             while not stop.is_set():
                 self._health.beat(STAGE, self._producer.healthy and self._consumer.reachable())
                 self.step(timeout=0.5)
+                self._tally.report(stage=STAGE)
         finally:
             self._consumer.close()
 
@@ -121,6 +124,7 @@ class Scheduler:
             return len(messages)
         self._consumer.mark_committed(offsets)
         for outcome, n in counts.items():
+            self._tally.add(outcome, n)
             self._metrics.events.labels(outcome).inc(n)
             if outcome in DEAD_LETTER_OUTCOMES:
                 self._metrics.dead_lettered.labels("none", outcome).inc(n)
@@ -143,7 +147,7 @@ class Scheduler:
         if isinstance(p, Schedule):
             return self._schedule(p.delivery, coords)
         if isinstance(p, Skip):
-            log.info("trade skipped", extra={"reason": p.reason, **coords})
+            log.debug("trade skipped", extra={"reason": p.reason, **coords})
             return f"skipped_{p.reason}", []
         return self._dead_letter(p.letter, coords)
 
@@ -159,7 +163,7 @@ class Scheduler:
                 redacted=redacted_json(d.trace.model_dump()),
             )
             return self._dead_letter(letter, coords)
-        log.info(
+        log.debug(
             "trade scheduled",
             extra={
                 "trade_id": d.trace.trade_id,
