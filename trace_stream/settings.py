@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from .errors import ConfigError
 
 DEFAULT_RETRY_SCHEDULE = "5s,30s,5m,30m,1h"
+CONSUMER_READ_AHEAD_KIB = 8192
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.I)
@@ -238,6 +239,10 @@ class Settings(BaseSettings):
 
     def consumer_config(self, group_id: str, offset_reset: str) -> dict[str, Any]:
         return {
+            # librdkafka reads ahead up to 64 MiB per consumer by default; each stage
+            # applies records as they come, and 8 MiB is still thousands of them
+            # (KAFKA_EXTRA_CONFIG may set it otherwise).
+            "queued.max.messages.kbytes": CONSUMER_READ_AHEAD_KIB,
             **self.kafka_config(),
             "group.id": group_id,
             "auto.offset.reset": offset_reset,
