@@ -18,6 +18,10 @@ The loop, all on one thread (posts run on the AsyncRunner):
   4. commit the contiguous finished prefix: routed records and offsets in one
      transaction, then run its effects (alerts).
 
+The look-ahead buffer holds each record's bytes and due time (`Held`, a few hundred
+bytes), not the decoded delivery (about 3.7 KiB): a delivery is decoded when read,
+to check it, and again when it falls due.
+
 A crash re-posts what was posted beyond the committed prefix (at most the buffer),
 with the same idempotency keys. A delivery due further ahead than `max_ahead` cannot
 have come from a valid event: it is dead-lettered (`due_out_of_range`) instead of
@@ -30,6 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import codec
@@ -53,6 +58,18 @@ from .scheduler import dead_letter_record, delivery_record
 from .topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A delivery waiting in the look-ahead buffer: its record's bytes, already
+    decoded once and checked, and its due time."""
+
+    due_at: datetime
+    raw: bytes
+
+    def delivery(self) -> TraceDelivery:
+        return codec.decode_delivery(self.raw)
 
 
 class Deliverer:
@@ -104,7 +121,7 @@ class Deliverer:
             else None
         )
         # Batch files are named after their first offset: they need offset order.
-        self._ahead: Lookahead = Timers() if self._batcher is None else InOrder()
+        self._ahead: Lookahead[Held] = Timers() if self._batcher is None else InOrder()
         # A batch adapter needs room for whole batches, one in flight and one filling.
         self._limit = max(
             max_buffered, max_in_flight, 2 * self._batcher.size if self._batcher else 0
@@ -170,12 +187,14 @@ class Deliverer:
         if self._breaker.closed_at(now) is not None:
             return  # the breaker is open: due deliveries wait in memory and in Kafka
         if self._batcher is not None:
-            for tp, offset, delivery in self._ahead.pop_due(now, len(self._ahead)):
+            for tp, offset, held in self._ahead.pop_due(now, len(self._ahead)):
+                delivery = held.delivery()
                 if self._allowed(tp, offset, delivery):
                     self._batcher.add(tp, offset, delivery, time.monotonic())
             return
         slots = self._max_in_flight - len(self._posts)
-        for tp, offset, delivery in self._ahead.pop_due(now, slots):
+        for tp, offset, held in self._ahead.pop_due(now, slots):
+            delivery = held.delivery()
             if self._allowed(tp, offset, delivery):
                 self._posts.submit(Work(tp, ((offset, delivery),)))
 
@@ -253,7 +272,7 @@ class Deliverer:
             self._reject(m, "due_out_of_range", f"due more than {self._max_ahead} ahead")
             return
         self._tracker.start(m.tp, m.offset)
-        self._ahead.add(m.tp, m.offset, delivery)
+        self._ahead.add(m.tp, m.offset, Held(delivery.due_at, m.value or b""))
 
     def _reject(self, m: Message, reason: str, detail: str) -> None:
         """Dead-letter a record that cannot become a post."""

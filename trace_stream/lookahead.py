@@ -11,8 +11,10 @@ records arrived in:
   after the first offset of a run of consecutive records (so that a batch formed
   again after a crash overwrites instead of duplicating).
 
-Neither bounds itself: the deliverer counts what it holds and stops reading (pauses
-a partition) when its budget is spent. No thread sleeps on a delay: the consumer's
+What is held is anything with a `due_at` (the deliverer holds each record's bytes
+and due time, and decodes the delivery when it is released). Neither bounds itself:
+the deliverer counts what it holds and stops reading (pauses a partition) when its
+budget is spent. No thread sleeps on a delay: the consumer's
 poll timeout is cut to `next_due` instead.
 """
 
@@ -23,19 +25,26 @@ import itertools
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from .kafka import TP
-from .records import TraceDelivery
-
-Entry = tuple[TP, int, TraceDelivery]
-"""(partition, offset, delivery)"""
 
 
-class Lookahead(Protocol):
-    def add(self, tp: TP, offset: int, delivery: TraceDelivery) -> None: ...
+class Due(Protocol):
+    @property
+    def due_at(self) -> datetime: ...
 
-    def pop_due(self, now: datetime, limit: int) -> list[Entry]:
+
+D = TypeVar("D", bound=Due)
+
+Entry = tuple[TP, int, D]
+"""(partition, offset, what is held)"""
+
+
+class Lookahead(Protocol[D]):
+    def add(self, tp: TP, offset: int, item: D) -> None: ...
+
+    def pop_due(self, now: datetime, limit: int) -> list[Entry[D]]:
         """Up to `limit` entries due at `now`, earliest due first; they leave the buffer."""
         ...
 
@@ -52,21 +61,21 @@ class Lookahead(Protocol):
     def __len__(self) -> int: ...
 
 
-class Timers:
+class Timers(Generic[D]):
     """A timer per record: a heap ordered by due time (then by arrival)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[datetime, int, TP, int, TraceDelivery]] = []
+        self._heap: list[tuple[datetime, int, TP, int, D]] = []
         self._seq = itertools.count()
 
-    def add(self, tp: TP, offset: int, delivery: TraceDelivery) -> None:
-        heapq.heappush(self._heap, (delivery.due_at, next(self._seq), tp, offset, delivery))
+    def add(self, tp: TP, offset: int, item: D) -> None:
+        heapq.heappush(self._heap, (item.due_at, next(self._seq), tp, offset, item))
 
-    def pop_due(self, now: datetime, limit: int) -> list[Entry]:
-        out: list[Entry] = []
+    def pop_due(self, now: datetime, limit: int) -> list[Entry[D]]:
+        out: list[Entry[D]] = []
         while self._heap and len(out) < limit and self._heap[0][0] <= now:
-            _, _, tp, offset, delivery = heapq.heappop(self._heap)
-            out.append((tp, offset, delivery))
+            _, _, tp, offset, item = heapq.heappop(self._heap)
+            out.append((tp, offset, item))
         return out
 
     def next_due(self) -> datetime | None:
@@ -87,20 +96,20 @@ class Timers:
         return len(self._heap)
 
 
-class InOrder:
+class InOrder(Generic[D]):
     """Head-of-line per partition: a record is released once it and every record read
     before it in its partition are due."""
 
     def __init__(self) -> None:
-        self._parts: dict[TP, deque[Entry]] = {}
+        self._parts: dict[TP, deque[Entry[D]]] = {}
         self._count = 0
 
-    def add(self, tp: TP, offset: int, delivery: TraceDelivery) -> None:
-        self._parts.setdefault(tp, deque()).append((tp, offset, delivery))
+    def add(self, tp: TP, offset: int, item: D) -> None:
+        self._parts.setdefault(tp, deque()).append((tp, offset, item))
         self._count += 1
 
-    def pop_due(self, now: datetime, limit: int) -> list[Entry]:
-        out: list[Entry] = []
+    def pop_due(self, now: datetime, limit: int) -> list[Entry[D]]:
+        out: list[Entry[D]] = []
         for tp, queue in list(self._parts.items()):
             while queue and len(out) < limit and queue[0][2].due_at <= now:
                 out.append(queue.popleft())

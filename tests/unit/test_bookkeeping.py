@@ -67,7 +67,7 @@ def _delivery(trade_id: str, due: datetime) -> TraceDelivery:
 
 def test_timers_release_each_record_at_its_own_due_time_whatever_the_read_order() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    timers = Timers()
+    timers: Timers[TraceDelivery] = Timers()
     # Read in offset order; due in another order. A record not due holds back nothing.
     for offset, due_in in enumerate([60, 0, 30, -5, 0]):
         timers.add(A, offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due_in)))
@@ -85,7 +85,7 @@ def test_timers_release_each_record_at_its_own_due_time_whatever_the_read_order(
 
 def test_in_order_releases_a_partition_only_from_its_head() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ahead = InOrder()
+    ahead: InOrder[TraceDelivery] = InOrder()
     ahead.add(A, 0, _delivery("T0", t0 + timedelta(seconds=10)))  # holds A
     ahead.add(A, 1, _delivery("T1", t0 - timedelta(seconds=20)))  # due, behind it
     ahead.add(B, 0, _delivery("T2", t0))
@@ -107,7 +107,7 @@ def test_in_order_releases_a_partition_only_from_its_head() -> None:
 )
 def test_lookahead_never_releases_early_and_loses_nothing(dues, checks, ordered) -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ahead: Lookahead = InOrder() if ordered else Timers()
+    ahead: Lookahead[TraceDelivery] = InOrder() if ordered else Timers()
     for offset, due in enumerate(dues):
         ahead.add(("t", offset % 3), offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due)))
     released: list[int] = []
