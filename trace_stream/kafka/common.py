@@ -21,6 +21,29 @@ def client_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config)
 
 
+MANUAL = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "isolation.level": "read_committed",
+    "enable.partition.eof": False,
+}
+"""What every consumer here is: no automatic commits or offset stores (offsets go
+through transactions, or nowhere), committed records only, no end-of-partition events."""
+
+
+def first_then_rest(
+    c: confluent_kafka.Consumer, max_messages: int, timeout: float
+) -> list[confluent_kafka.Message]:
+    """Up to `max_messages`, returning as soon as one has arrived (or after `timeout`)
+    with whatever else is already fetched. librdkafka's batch consume waits for a full
+    batch or the whole timeout, which would add the timeout to every due post."""
+    first = c.poll(timeout)
+    if first is None:
+        return []
+    rest = c.consume(max_messages - 1, 0) if max_messages > 1 else []
+    return [first, *rest]
+
+
 TP = tuple[str, int]
 Headers = list[tuple[str, bytes]]
 _KafkaHeaders = list[tuple[str, str | bytes | None]]

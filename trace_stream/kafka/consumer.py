@@ -18,7 +18,7 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, Message, bounded, client_config, to_message
+from .common import MANUAL, TP, Message, bounded, client_config, first_then_rest, to_message
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,7 @@ class Consumer:
         on_assign: Callable[[list[TP]], None] | None = None,
         on_revoke: Callable[[list[TP]], None] | None = None,
     ) -> None:
-        self._config = {
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": False,
-            **config,
-        }
+        self._config = {**MANUAL, **config}
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._c = confluent_kafka.Consumer(client_config(self._config))
@@ -69,15 +63,9 @@ class Consumer:
         """Up to max_messages, returning as soon as one has arrived (or after `timeout`)
         with whatever else is already fetched; partition errors are logged, fatal ones
         raised."""
-        # librdkafka's batch consume waits for a full batch or the whole timeout, which
-        # would add the timeout to every due post: wait for one, then take the rest.
         self._seek_pending()
-        first = self._c.poll(timeout)
-        if first is None:
-            return []
-        rest = self._c.consume(max_messages - 1, 0) if max_messages > 1 else []
         out = []
-        for m in [first, *rest]:
+        for m in first_then_rest(self._c, max_messages, timeout):
             err = m.error()
             if err is not None:
                 if err.fatal():

@@ -16,7 +16,7 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, Message, bounded, client_config, to_message, wrap
+from .common import MANUAL, TP, Message, bounded, client_config, first_then_rest, to_message, wrap
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,7 @@ class Follower:
             {
                 **client_config(config),
                 "group.id": "trace-stream-follower",  # never joined: partitions are assigned
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
+                **MANUAL,
                 "auto.offset.reset": "earliest",
                 # A change on the topic reaches the table within about this long.
                 "fetch.wait.max.ms": fetch_wait_ms,
@@ -92,12 +89,8 @@ class Follower:
 
     def poll(self, timeout: float, max_messages: int = 500) -> list[Message]:
         """Records read, returning as soon as one has arrived (or after `timeout`)."""
-        first = self._c.poll(timeout)
-        if first is None:
-            return []
-        rest = self._c.consume(max_messages - 1, 0) if max_messages > 1 else []
         out = []
-        for m in [first, *rest]:
+        for m in first_then_rest(self._c, max_messages, timeout):
             err = m.error()
             if err is None:
                 out.append(to_message(m))

@@ -10,7 +10,7 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, Message, client_config, to_message, wrap
+from .common import MANUAL, TP, Message, client_config, to_message, wrap
 
 
 class Reader:
@@ -33,10 +33,7 @@ class Reader:
             {
                 **client_config(config),
                 "group.id": "trace-stream-reader",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
+                **MANUAL,
                 **limits,
             }
         )
