@@ -33,6 +33,8 @@ MAX_ADAPTERS = 32
 MAX_ADAPTER_NAME = 64
 
 WithdrawnReason = Literal["consent_withdrawn", "adapter_removed"]
+UNREADABLE = "signal_settings_unreadable"
+"""The dead-letter reason of a delivery whose signal's settings cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ from .aio import AsyncRunner
 from .alerts import Alerter
 from .batching import Batcher
 from .breaker import Breaker
-from .consent import Decision, Post, Withdrawn
+from .consent import UNREADABLE, Decision, Post, Withdrawn
 from .errors import InvalidEvent
 from .health import Health
 from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
@@ -217,9 +217,8 @@ class Deliverer:
             count = self._metrics.withdrawn.labels(self.adapter.name, reason).inc
             self._tracker.finish(tp, offset, [], [count])
             return False
-        source = Origin(topic=tp[0], partition=tp[1], offset=offset)
         letter = DeadLetter(
-            reason="signal_settings_unreadable",
+            reason=UNREADABLE,
             detail=f"consent cannot be checked: {decision.detail}",
             adapter=self.adapter.name,
             dead_at=self._clock(),
@@ -227,12 +226,7 @@ class Deliverer:
             delivery=delivery.model_copy(update={"adapters": (self.adapter.name,)}),
         )
         log.warning("delivery dead-lettered", extra={**ctx, "reason": letter.reason})
-        self._tracker.finish(
-            tp,
-            offset,
-            [dead_letter_record(self._topics.dead_letter, letter, source)],
-            [lambda: self._dead_lettered(letter)],
-        )
+        self._abandon(tp, offset, letter)
         return False
 
     def _throttle(self) -> None:
@@ -357,14 +351,7 @@ class Deliverer:
             )
             self._tracker.finish(tp, offset, [delivery_record(r.topic, r.delivery)])
         elif isinstance(r, Abandon):
-            source = Origin(topic=tp[0], partition=tp[1], offset=offset)
-            letter = r.letter
-            self._tracker.finish(
-                tp,
-                offset,
-                [dead_letter_record(self._topics.dead_letter, letter, source)],
-                [lambda: self._dead_lettered(letter)],
-            )
+            self._abandon(tp, offset, r.letter)
         else:
             self._tracker.finish(tp, offset)
 
@@ -377,6 +364,16 @@ class Deliverer:
             until = self._breaker.closed_at(now)
             self._metrics.adapter_paused.labels(self.adapter.name).set(1)
             self._alerter.paused(self.adapter.name, until.isoformat() if until else "")
+
+    def _abandon(self, tp: TP, offset: int, letter: DeadLetter) -> None:
+        """Finish a delivery as a dead letter; once committed, count it and alert."""
+        source = Origin(topic=tp[0], partition=tp[1], offset=offset)
+        self._tracker.finish(
+            tp,
+            offset,
+            [dead_letter_record(self._topics.dead_letter, letter, source)],
+            [lambda: self._dead_lettered(letter)],
+        )
 
     def _dead_lettered(self, letter: DeadLetter) -> None:
         self._metrics.dead_lettered.labels(self.adapter.name, letter.reason).inc()

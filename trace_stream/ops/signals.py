@@ -11,6 +11,7 @@ import argparse
 import json
 
 from ..consent import (
+    UNREADABLE,
     Entry,
     InvalidSettings,
     Post,
@@ -85,12 +86,21 @@ def _latest(settings: Settings, topic: str, signal_id: str) -> Entry | None:
     return table.get(signal_id)
 
 
+def _code(decision: Post | Withdrawn | Unknown) -> str:
+    """What becomes of a post: `post`, the withdrawal's reason, or the dead letter's."""
+    if isinstance(decision, Post):
+        return "post"
+    if isinstance(decision, Withdrawn):
+        return decision.reason
+    return UNREADABLE
+
+
 def _verdict(decision: Post | Withdrawn | Unknown) -> str:
     if isinstance(decision, Post):
         return "posted (if its event opted in to it)"
     if isinstance(decision, Withdrawn):
         return f"not posted: {decision.reason}"
-    return "dead-lettered: signal_settings_unreadable"
+    return f"dead-lettered: {_code(decision)}"
 
 
 def _as_text(
@@ -138,10 +148,5 @@ def _as_json(
         "topic": topic,
         "topic_exists": exists,
         "entry": shown,
-        "adapters": {
-            name: "post"
-            if isinstance(d, Post)
-            else (d.reason if isinstance(d, Withdrawn) else "signal_settings_unreadable")
-            for name, d in decisions.items()
-        },
+        "adapters": {name: _code(d) for name, d in decisions.items()},
     }
