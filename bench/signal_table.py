@@ -43,9 +43,9 @@ from bench.common import (
     wait_ready,
 )
 from devenv.broker import free_port
-from devenv.trades import fresh_settings, service_env
+from devenv.trades import create_topics, fresh_settings, service_env
 from trace_stream.consent import SignalSettings, SignalTable, encode, parse
-from trace_stream.kafka import Admin, TopicSpec
+from trace_stream.kafka import TopicSpec
 
 NAMES = ("webhook", "myfxbook", "file", "extra-1", "extra-2")
 
@@ -85,9 +85,7 @@ def load(signals: int, adapters: int) -> dict[str, Any]:
     with broker() as bootstrap, counting_tracker() as tracker:
         settings = fresh_settings(bootstrap, metrics_port=free_port(), trace_topic_partitions=6)
         topic = settings.trace_signal_settings_topic
-        Admin({**settings.kafka_config(), "log_level": 0}).create(
-            [TopicSpec(topic, 6, 1, {"cleanup.policy": "compact"})]
-        )
+        create_topics(settings, TopicSpec(topic, 6, 1, {"cleanup.policy": "compact"}))
         producer = confluent_kafka.Producer(
             {**settings.kafka_config(), "linger.ms": 50, "log_level": 0}
         )

@@ -52,10 +52,16 @@ def fresh_settings(bootstrap: str, **overrides: Any) -> Settings:
         }
     )
     partitions = settings.trace_topic_partitions
-    _admin(settings).create(
-        [*specs(settings), TopicSpec(settings.trace_input_topic, partitions, 1, {})]
+    create_topics(
+        settings, *specs(settings), TopicSpec(settings.trace_input_topic, partitions, 1, {})
     )
     return settings
+
+
+def create_topics(settings: Settings, *topics: TopicSpec) -> None:
+    """Create the topics that do not exist yet, through the one admin client kept for
+    the cluster."""
+    _admin(settings).create(list(topics))
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
