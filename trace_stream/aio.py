@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +25,22 @@ class AsyncRunner:
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def submit_all(
+        self, coros: Sequence[Coroutine[Any, Any, T]]
+    ) -> list[concurrent.futures.Future[T]]:
+        """`submit` each, with one wake-up of the loop for all of them: a wake-up is a
+        write to the loop's socket, and another thread's write waits for the GIL."""
+        futures: list[concurrent.futures.Future[T]] = [concurrent.futures.Future() for _ in coros]
+
+        def start() -> None:
+            for coro, future in zip(coros, futures, strict=True):
+                task = self.loop.create_task(coro)
+                task.add_done_callback(functools.partial(_settle, future))
+
+        if coros:
+            self.loop.call_soon_threadsafe(start)
+        return futures
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return self.submit(coro).result(timeout)
 
@@ -32,3 +49,17 @@ class AsyncRunner:
         self._thread.join(5)
         if not self.loop.is_running():
             self.loop.close()
+
+
+def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    """Give a task's outcome to the future another thread waits on (as
+    `asyncio.run_coroutine_threadsafe` does)."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return
+    exc = task.exception()
+    if exc is None:
+        future.set_result(task.result())
+    else:
+        future.set_exception(exc)

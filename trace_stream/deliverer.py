@@ -16,7 +16,10 @@ The loop, all on one thread (posts run on the AsyncRunner):
      buffer holds at most `max_buffered` unfinished deliveries; past that, a record
      read pauses its partition and is read again once there is room;
   4. commit the contiguous finished prefix: routed records and offsets in one
-     transaction, then run its effects (alerts).
+     transaction, then run its effects (alerts). The transaction runs on a thread of
+     its own while the loop goes on (`Committing`), one at a time: a loop that waited
+     for the broker would hold back every post due meanwhile. Its offsets count as
+     committed, and its effects run, only once the broker has confirmed it.
 
 The look-ahead buffer holds each record's bytes and due time (`Held`, a few hundred
 bytes), not the decoded delivery (about 3.7 KiB): a delivery is decoded when read,
@@ -30,6 +33,7 @@ being held until then.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -50,7 +54,7 @@ from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProdu
 from .logs import Tally
 from .lookahead import InOrder, Lookahead, Timers
 from .metrics import Metrics
-from .offsets import OffsetTracker
+from .offsets import Batch, OffsetTracker
 from .posting import Poster, Work
 from .records import DeadLetter, Origin, TraceDelivery
 from .routing import Abandon, Retry, RetryPolicy, route
@@ -70,6 +74,16 @@ class Held:
 
     def delivery(self) -> TraceDelivery:
         return codec.decode_delivery(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Committing:
+    """A transaction under way: the finished work it commits, and the batch adapter's
+    partitions to release once it is through."""
+
+    done: concurrent.futures.Future[None]
+    batch: Batch
+    settled: set[TP]
 
 
 class Deliverer:
@@ -127,11 +141,14 @@ class Deliverer:
             max_buffered, max_in_flight, 2 * self._batcher.size if self._batcher else 0
         )
         self._paused: set[TP] = set()
+        self._committing: Committing | None = None
         self._next: dict[TP, int] = {}  # next offset to read, per partition
         self._positions: dict[TP, int] = {}  # a snapshot of it for the backlog probe
         self._last_flush = 0.0
         self._last_report = 0.0
         self._tally = Tally(log, "posts in the last minute")  # posted, retried
+        self._pushed = metrics.pushed.labels(adapter.name)  # once per post: looked up once
+        self._lateness = metrics.lateness.labels(adapter.name)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -156,10 +173,11 @@ class Deliverer:
         now = self._clock()
         self._release(now)
         if self._batcher is not None:
-            for tp, items in self._batcher.ready(time.monotonic()):
-                self._posts.submit(Work(tp, tuple(items)))
+            ready = self._batcher.ready(time.monotonic())
+            self._posts.submit([Work(tp, tuple(items)) for tp, items in ready])
+        self._committed()
         if time.monotonic() - self._last_flush >= self._flush_interval:
-            self._flush()
+            self._commit()
         self._report(now)
 
     def read_positions(self) -> dict[TP, int]:
@@ -173,7 +191,7 @@ class Deliverer:
             self._posts.wait(0.05, first=True)  # no slot: only a finished post can help
             return 0.0
         now = self._clock()
-        cap = 0.05 if self._posts else 0.5
+        cap = 0.05 if self._posts or self._committing else 0.5
         due = self._ahead.next_due()
         if due is not None:
             due = max(due, self._breaker.closed_at(now) or due)
@@ -193,10 +211,12 @@ class Deliverer:
                     self._batcher.add(tp, offset, delivery, time.monotonic())
             return
         slots = self._max_in_flight - len(self._posts)
+        works = []
         for tp, offset, held in self._ahead.pop_due(now, slots):
             delivery = held.delivery()
             if self._allowed(tp, offset, delivery):
-                self._posts.submit(Work(tp, ((offset, delivery),)))
+                works.append(Work(tp, ((offset, delivery),)))
+        self._posts.submit(works)
 
     def _allowed(self, tp: TP, offset: int, delivery: TraceDelivery) -> bool:
         """Does consent still hold for this post? If not, finish the delivery here."""
@@ -332,9 +352,8 @@ class Deliverer:
         }
         self._watch(outcome, now)
         if isinstance(outcome, Delivered):
-            self._metrics.pushed.labels(name).inc()
-            late = (now - delivery.due_at).total_seconds()
-            self._metrics.lateness.labels(name).observe(max(0.0, late))
+            self._pushed.inc()
+            self._lateness.observe(max(0.0, (now - delivery.due_at).total_seconds()))
             self._tally.add("posted")
             log.debug("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
         else:
@@ -379,23 +398,46 @@ class Deliverer:
         self._metrics.dead_lettered.labels(self.adapter.name, letter.reason).inc()
         self._alerter.abandoned(letter)
 
-    def _flush(self, tps: list[TP] | None = None) -> None:
+    def _commit(self, tps: list[TP] | None = None) -> None:
+        """Start the transaction of the finished prefix (of `tps`), unless one is under
+        way."""
+        if self._committing is not None:
+            return
         self._last_flush = time.monotonic()
-        settled = self._batcher.take_settled(tps) if self._batcher is not None else set()
         batch = self._tracker.take(tps)
         if not batch:
             return
+        settled = self._batcher.take_settled(tps) if self._batcher is not None else set()
+        done = self._producer.start_commit(
+            batch.records, batch.offsets, self._consumer.group_metadata()
+        )
+        self._committing = Committing(done, batch, settled)
+
+    def _committed(self, wait: bool = False) -> None:
+        """Once the transaction under way is through (with `wait`, wait for it, within
+        the producer's bounds): its offsets are committed, its effects run. Aborted, the
+        deliverer rewinds; any other failure is the producer's and stops the stage."""
+        committing = self._committing
+        if committing is None or not (wait or committing.done.done()):
+            return
+        self._committing = None
         try:
-            self._producer.commit(batch.records, batch.offsets, self._consumer.group_metadata())
+            committing.done.result()
         except TransactionAborted:
             log.warning("transaction aborted, rewinding", extra={"adapter": self.adapter.name})
             self._rewind()
             return
-        self._consumer.mark_committed(batch.offsets)
+        self._consumer.mark_committed(committing.batch.offsets)
         if self._batcher is not None:
-            self._batcher.release(settled)
-        for effect in batch.effects:
+            self._batcher.release(committing.settled)
+        for effect in committing.batch.effects:
             effect()
+
+    def _flush(self, tps: list[TP] | None = None) -> None:
+        """Commit what is finished (of `tps`) and wait until it is through."""
+        self._committed(wait=True)
+        self._commit(tps)
+        self._committed(wait=True)
 
     def _rewind(self) -> None:
         """After an abort: forget everything uncommitted and read it again."""

@@ -47,7 +47,7 @@ class Poster:
     ) -> None:
         self.adapter = adapter
         self._runner = runner
-        self._metrics = metrics
+        self._duration = metrics.post_duration.labels(adapter.name)
         self._timeout = timeout
         self._posts: dict[concurrent.futures.Future[Outcome], Work] = {}
         # Decided once: a runtime-checkable Protocol check costs ~10 us per call.
@@ -56,8 +56,10 @@ class Poster:
     def __len__(self) -> int:
         return len(self._posts)
 
-    def submit(self, work: Work) -> None:
-        self._posts[self._runner.submit(self._post(work))] = work
+    def submit(self, works: list[Work]) -> None:
+        """Start the posts, all with one wake-up of the asyncio loop."""
+        futures = self._runner.submit_all([self._post(work) for work in works])
+        self._posts.update(zip(futures, works, strict=True))
 
     def finished(self) -> list[tuple[Work, Outcome]]:
         """Posts that have an outcome; they are no longer tracked here."""
@@ -94,8 +96,7 @@ class Poster:
             log.exception("adapter raised", extra={"adapter": self.adapter.name})
             return Retriable("unexpected", type(exc).__name__)
         finally:
-            elapsed = time.perf_counter() - started
-            self._metrics.post_duration.labels(self.adapter.name).observe(elapsed)
+            self._duration.observe(time.perf_counter() - started)
 
     async def _deliver(self, work: Work) -> Outcome:
         if self._batches:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -15,7 +16,13 @@ from hypothesis import strategies as st
 
 from tests.support import trade_event
 from trace_stream import codec
-from trace_stream.adapters.base import Delivered, Permanent, Retriable
+from trace_stream.adapters.base import (
+    _KEY_NAMESPACE,
+    Delivered,
+    Permanent,
+    Retriable,
+    idempotency_key,
+)
 from trace_stream.errors import DependencyError, InvalidEvent
 from trace_stream.ingest import Plan, Reject, Schedule, Skip, plan
 from trace_stream.kafka import OutRecord
@@ -294,3 +301,10 @@ def test_only_a_dependency_failure_of_the_decoder_propagates(outcome) -> None:
 
 def _strict(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
+
+
+@given(trade_id=st.text(st.characters(exclude_categories=["Cs"]), max_size=128), adapter=st.text())
+def test_idempotency_key_is_uuid5_byte_for_byte(trade_id: str, adapter: str) -> None:
+    """Keys already sent must never change: the hand-built key is uuid5's string."""
+    expected = str(uuid.uuid5(_KEY_NAMESPACE, f"{adapter}\x00{trade_id}"))
+    assert idempotency_key(trade_id, adapter) == expected

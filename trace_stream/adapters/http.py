@@ -112,6 +112,11 @@ async def post_bytes(
         return Retriable("unexpected", type(exc).__name__)
 
 
+_NO_AIOHTTP_TIMERS = aiohttp.ClientTimeout()
+"""The deadline around the post bounds it all; aiohttp's own timers would be a second
+and third one per post, set and cancelled for nothing."""
+
+
 async def _post_aiohttp(
     session: aiohttp.ClientSession,
     url: str,
@@ -126,7 +131,7 @@ async def _post_aiohttp(
                 data=content,
                 headers={"Content-Type": "application/json", **headers},
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_NO_AIOHTTP_TIMERS,
             ) as response:
                 return Reply(response.status, response.headers, await response.read())
     except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import threading
@@ -108,6 +109,27 @@ class TransactionalProducer:
         )
         self._recover(failure)
         raise TransactionAborted(f"transaction aborted: {failure}", failure.code)
+
+    def start_commit(
+        self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
+    ) -> concurrent.futures.Future[None]:
+        """`commit` on a thread of its own: the caller goes on while the broker answers,
+        and finds commit's outcome (None, or its exception) in the future, which is done
+        within commit's own bounds. One transaction at a time: the caller starts the next
+        only once this one is done."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                self.commit(records, offsets, group_metadata)
+            except BaseException as exc:  # the caller re-raises it from the future
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        name = f"commit:{self.transactional_id}"
+        threading.Thread(target=run, name=name, daemon=True).start()
+        return done
 
     def _transact(
         self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
