@@ -19,7 +19,9 @@ The loop, all on one thread (posts run on the AsyncRunner):
      transaction, then run its effects (alerts). The transaction runs on a thread of
      its own while the loop goes on (`Committing`), one at a time: a loop that waited
      for the broker would hold back every post due meanwhile. Its offsets count as
-     committed, and its effects run, only once the broker has confirmed it.
+     committed, and its effects run, only once the broker has confirmed it. One that
+     takes longer than `STALLED` (Kafka is in trouble) holds back new posts until it
+     is through: an abort means posting again all that was posted since.
 
 The look-ahead buffer holds each record's bytes and due time (`Held`, a few hundred
 bytes), not the decoded delivery (about 3.7 KiB): a delivery is decoded when read,
@@ -76,6 +78,11 @@ class Held:
         return codec.decode_delivery(self.raw)
 
 
+STALLED = 1.0
+"""Seconds after which a transaction under way holds back new posts (a healthy one
+takes tens of milliseconds)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Committing:
     """A transaction under way: the finished work it commits, and the batch adapter's
@@ -84,6 +91,7 @@ class Committing:
     done: concurrent.futures.Future[None]
     batch: Batch
     settled: set[TP]
+    started: float  # time.monotonic()
 
 
 class Deliverer:
@@ -204,6 +212,8 @@ class Deliverer:
         """Start the posts of the deliveries that are due, as slots allow."""
         if self._breaker.closed_at(now) is not None:
             return  # the breaker is open: due deliveries wait in memory and in Kafka
+        if self._committing and time.monotonic() - self._committing.started > STALLED:
+            return  # Kafka is slow to confirm: posting more would add to an abort's rework
         if self._batcher is not None:
             for tp, offset, held in self._ahead.pop_due(now, len(self._ahead)):
                 delivery = held.delivery()
@@ -411,7 +421,7 @@ class Deliverer:
         done = self._producer.start_commit(
             batch.records, batch.offsets, self._consumer.group_metadata()
         )
-        self._committing = Committing(done, batch, settled)
+        self._committing = Committing(done, batch, settled, time.monotonic())
 
     def _committed(self, wait: bool = False) -> None:
         """Once the transaction under way is through (with `wait`, wait for it, within

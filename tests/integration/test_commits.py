@@ -1,21 +1,25 @@
 """The deliverer's transactions run beside its loop: a transaction the broker is slow
-to confirm holds back no post, and nothing counts as committed before it is through.
+to confirm holds back no post, one that stalls (Kafka in trouble) holds back new
+posts, and nothing counts as committed before its transaction is through.
 Real broker, real HTTP server; the only thing changed is when a deliverer's commit may
 proceed."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from devenv.tracker import Tracker
 from tests.support import make_settings, publish, read_topics, running, trade_event, wait_for
+from trace_stream import deliverer
 from trace_stream.kafka import Reader, TransactionalProducer
+from trace_stream.settings import Settings
 from trace_stream.topics import layout
-
-N = 400
-"""More than the posts in flight (64) and than one flush interval can post: a loop that
-waited for its first transaction would stop short of N."""
 
 
 class GatedDeliveryCommits(TransactionalProducer):
@@ -23,32 +27,32 @@ class GatedDeliveryCommits(TransactionalProducer):
     broker slow to confirm them; stage 1's go through as usual."""
 
     gate = threading.Event()
+    waiting_since: float | None = None  # time.monotonic() when the first one began waiting
 
     def commit(self, records: Any, offsets: Any, group_metadata: Any) -> None:
         if ".deliver." in self.transactional_id:
-            assert GatedDeliveryCommits.gate.wait(60), "the test never opened the gate"
+            cls = GatedDeliveryCommits
+            cls.waiting_since = cls.waiting_since or time.monotonic()
+            assert cls.gate.wait(90), "the test never opened the gate"
         super().commit(records, offsets, group_metadata)
 
 
-def test_posts_go_on_while_a_transaction_waits_and_offsets_follow_it(
-    kafka_bootstrap, tracker: Tracker, monkeypatch
-):
-    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
-    settings = make_settings(kafka_bootstrap, trace_enabled_adapters="webhook")
-    delay_topic = layout(settings).delay
-    group = f"{settings.trace_group_id}.deliver.webhook"
+@contextmanager
+def gated(settings: Settings, n: int) -> Iterator[tuple[threading.Event, Reader]]:
+    """The service with its deliverer's transactions held at the gate, `n` trades due
+    now; on leaving, the gate is open and the deliverer's offsets cover every delivery,
+    each trade posted exactly once."""
     reader = Reader(settings.kafka_config())
     GatedDeliveryCommits.gate = gate = threading.Event()
+    GatedDeliveryCommits.waiting_since = None
+    delay_topic = layout(settings).delay
+    group = f"{settings.trace_group_id}.deliver.webhook"
     try:
         with running(settings, producer_factory=GatedDeliveryCommits) as service:
             wait_for(lambda: service.health.ready()[0], timeout=30, what="every stage assigned")
             try:
-                publish(settings, *(trade_event(f"T-{i:03d}") for i in range(N)))
-                wait_for(
-                    lambda: len(tracker.requests(ok=True)) == N,
-                    timeout=60,
-                    what=f"all {N} posts while the deliverer's first transaction waits",
-                )
+                publish(settings, *(trade_event(f"T-{i:05d}") for i in range(n)))
+                yield gate, reader
                 tps = reader.partitions(delay_topic)
                 assert set(reader.committed(group, tps).values()) == {-1}, (
                     "offsets counted as committed before their transaction went through"
@@ -56,15 +60,62 @@ def test_posts_go_on_while_a_transaction_waits_and_offsets_follow_it(
             finally:
                 gate.set()
             ends: dict[tuple[str, int], int] = {}
-            for m in read_topics(settings, delay_topic):
+            for m in read_topics(settings, delay_topic, timeout=30):
                 tp = (m.topic(), m.partition())
                 ends[tp] = max(ends.get(tp, 0), m.offset() + 1)
+            assert sum(ends.values()) >= n
             wait_for(
                 lambda: all(reader.committed(group, tps)[tp] >= end for tp, end in ends.items()),
-                timeout=30,
+                timeout=60,
                 what="the deliverer's offsets committed once its transactions go through",
             )
     finally:
         reader.close()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
+    return make_settings(kafka_bootstrap, trace_enabled_adapters="webhook")
+
+
+def posted(tracker: Tracker) -> int:
+    return len(tracker.requests(ok=True))
+
+
+def exactly_once(tracker: Tracker, n: int) -> None:
     keys = [r.headers["idempotency-key"] for r in tracker.requests()]
-    assert len(keys) == len(set(keys)) == N, "a trade was posted more than once"
+    assert len(keys) == len(set(keys)) == n, "a trade was posted more than once, or never"
+
+
+def test_posts_go_on_while_a_transaction_waits(
+    settings: Settings, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More posts than are in flight (64) or fit in one commit interval: a loop that
+    waited for its first transaction would stop short of them."""
+    monkeypatch.setattr(deliverer, "STALLED", 120.0)  # the hold is the next test's
+    n = 400
+    with gated(settings, n):
+        wait_for(lambda: posted(tracker) == n, timeout=60, what=f"all {n} posts, gate closed")
+    exactly_once(tracker, n)
+
+
+def test_a_stalled_transaction_holds_back_new_posts(settings: Settings, tracker: Tracker) -> None:
+    """Past `STALLED` seconds, no post starts until the transaction is through; then all
+    are posted, once each, and committed."""
+    n = 5000  # far more than this machine posts in the seconds the test watches
+
+    def after(t: float) -> bool:
+        return time.monotonic() > t
+
+    with gated(settings, n):
+        since = wait_for(lambda: GatedDeliveryCommits.waiting_since, timeout=60, what="a commit")
+        # Posts started before the hold may still finish: watch from 2 s after it began.
+        watch = since + deliverer.STALLED + 2
+        wait_for(lambda: after(watch), timeout=30, what="the hold to settle")
+        held = posted(tracker)
+        wait_for(lambda: after(watch + 3), timeout=30, what="a 3-second observation window")
+        assert posted(tracker) == held, "posts started while the transaction stalled"
+        assert 0 < held < n
+    wait_for(lambda: posted(tracker) == n, timeout=60, what=f"all {n} posts once the gate opens")
+    exactly_once(tracker, n)
