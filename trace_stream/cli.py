@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from importlib.metadata import version
 from types import FrameType
@@ -20,7 +21,7 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from . import app, health, logs, ops, topics
+from . import app, health, heap, logs, ops, topics
 from .errors import ConfigError, KafkaError, TraceStreamError
 from .kafka import Admin
 from .kafka.connect import refusal
@@ -53,8 +54,12 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
             "input_topic": settings.trace_input_topic,
         },
     )
+    released = time.monotonic()
     while not service.stop.is_set():
         service.wait(1.0)
+        if time.monotonic() - released >= heap.RELEASE_EVERY:
+            heap.release()  # what the Kafka clients' threads freed, back to the OS
+            released = time.monotonic()
     bound = settings.trace_shutdown_timeout_seconds + GRACE
     watchdog = threading.Timer(bound, _overrun, args=(bound,))
     watchdog.daemon = True
