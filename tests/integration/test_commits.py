@@ -61,8 +61,8 @@ def gated(settings: Settings, n: int) -> Iterator[tuple[threading.Event, Reader]
                 gate.set()
             ends: dict[tuple[str, int], int] = {}
             for m in read_topics(settings, delay_topic, timeout=30):
-                tp = (m.topic(), m.partition())
-                ends[tp] = max(ends.get(tp, 0), m.offset() + 1)
+                tp = (str(m.topic()), m.partition() or 0)
+                ends[tp] = max(ends.get(tp, 0), (m.offset() or 0) + 1)
             assert sum(ends.values()) >= n
             wait_for(
                 lambda: all(reader.committed(group, tps)[tp] >= end for tp, end in ends.items()),
@@ -110,6 +110,7 @@ def test_a_stalled_transaction_holds_back_new_posts(settings: Settings, tracker:
 
     with gated(settings, n):
         since = wait_for(lambda: GatedDeliveryCommits.waiting_since, timeout=60, what="a commit")
+        assert since is not None
         # Posts started before the hold may still finish: watch from 2 s after it began.
         watch = since + deliverer.STALLED + 2
         wait_for(lambda: after(watch), timeout=30, what="the hold to settle")
