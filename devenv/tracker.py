@@ -44,6 +44,10 @@ class Reply:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 128
+    """The listen backlog (socketserver's default is 5): a service opening dozens of
+    connections at once on a busy machine would otherwise see some refused."""
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (its timeout) is no error of the tracker's."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
