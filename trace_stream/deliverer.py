@@ -180,7 +180,7 @@ class Deliverer:
             self._accept(m)
         now = self._clock()
         self._release(now)
-        if self._batcher is not None:
+        if self._batcher is not None and not self._stalled():
             ready = self._batcher.ready(time.monotonic())
             self._posts.submit([Work(tp, tuple(items)) for tp, items in ready])
         self._committed()
@@ -200,6 +200,8 @@ class Deliverer:
             return 0.0
         now = self._clock()
         cap = 0.05 if self._posts or self._committing else 0.5
+        if self._stalled():
+            return cap  # nothing may start: look again for the transaction's end
         due = self._ahead.next_due()
         if due is not None:
             due = max(due, self._breaker.closed_at(now) or due)
@@ -212,7 +214,7 @@ class Deliverer:
         """Start the posts of the deliveries that are due, as slots allow."""
         if self._breaker.closed_at(now) is not None:
             return  # the breaker is open: due deliveries wait in memory and in Kafka
-        if self._committing and time.monotonic() - self._committing.started > STALLED:
+        if self._stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
         if self._batcher is not None:
             for tp, offset, held in self._ahead.pop_due(now, len(self._ahead)):
@@ -227,6 +229,11 @@ class Deliverer:
             if self._allowed(tp, offset, delivery):
                 works.append(Work(tp, ((offset, delivery),)))
         self._posts.submit(works)
+
+    def _stalled(self) -> bool:
+        """Has the transaction under way taken longer than `STALLED`?"""
+        c = self._committing
+        return c is not None and time.monotonic() - c.started > STALLED
 
     def _allowed(self, tp: TP, offset: int, delivery: TraceDelivery) -> bool:
         """Does consent still hold for this post? If not, finish the delivery here."""

@@ -6,10 +6,12 @@ proceed."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,6 +98,14 @@ def settings(kafka_bootstrap: str, tracker: Tracker, monkeypatch: pytest.MonkeyP
     return make_settings(kafka_bootstrap, trace_enabled_adapters="webhook")
 
 
+def loop_cpu_seconds() -> float:
+    """CPU time of the webhook deliverer's thread (this process runs the service)."""
+    (thread,) = [t for t in threading.enumerate() if t.name == "deliver-webhook"]
+    fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1]
+    utime, stime = fields.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
 def posted(tracker: Tracker) -> int:
     return len({r.headers["idempotency-key"] for r in tracker.requests(ok=True)})
 
@@ -138,7 +148,11 @@ def test_a_stalled_transaction_holds_back_new_posts(
         # The hold starts STALLED after the transaction did (which is before `since`);
         # allow a loop pass that checked just before that to finish starting its posts.
         hold = since + deliverer.STALLED + 0.5
+        wait_for(lambda: time.monotonic() > hold, timeout=30, what="the hold")
+        cpu = loop_cpu_seconds()
         wait_for(lambda: time.monotonic() > hold + 3, timeout=30, what="3 s of the hold")
+        cpu = loop_cpu_seconds() - cpu
+        assert cpu < 1, f"the deliverer's loop used {cpu:.1f} s of CPU in 3 s: it spins"
         started = sum(k for t, k in starts if t <= hold)
         assert not [t for t, _ in starts if t > hold], "posts started while it stalled"
         assert 0 < started < n
