@@ -114,7 +114,7 @@ class Deliverer:
         max_buffered: int = 10_000,
         max_ahead: timedelta = timedelta(days=1),
         post_timeout: float = 60,
-        flush_interval: float = 0.1,
+        commit_interval: float = 0.1,
     ) -> None:
         self.adapter = adapter
         self._consumer = consumer_factory(self)
@@ -128,7 +128,7 @@ class Deliverer:
         self._clock = clock
         self._max_in_flight = max_in_flight
         self._max_ahead = max_ahead
-        self._flush_interval = flush_interval
+        self._commit_interval = commit_interval
         self._breaker = breaker or Breaker(0, timedelta(0))
         self._consent = consent
         self._tracker = OffsetTracker()
@@ -152,7 +152,7 @@ class Deliverer:
         self._committing: Committing | None = None
         self._next: dict[TP, int] = {}  # next offset to read, per partition
         self._positions: dict[TP, int] = {}  # a snapshot of it for the backlog probe
-        self._last_flush = 0.0
+        self._last_commit = 0.0
         self._last_report = 0.0
         self._tally = Tally(log, "posts in the last minute")  # posted, retried
         self._pushed = metrics.pushed.labels(adapter.name)  # once per post: looked up once
@@ -184,7 +184,7 @@ class Deliverer:
             ready = self._batcher.ready(time.monotonic())
             self._posts.submit([Work(tp, tuple(items)) for tp, items in ready])
         self._committed()
-        if time.monotonic() - self._last_flush >= self._flush_interval:
+        if time.monotonic() - self._last_commit >= self._commit_interval:
             self._commit()
         self._report(now)
 
@@ -420,7 +420,7 @@ class Deliverer:
         way."""
         if self._committing is not None:
             return
-        self._last_flush = time.monotonic()
+        self._last_commit = time.monotonic()
         batch = self._tracker.take(tps)
         if not batch:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,24 @@ class Stuck(KafkaError):
 T = TypeVar("T")
 
 
+def on_thread(call: Callable[[], T], name: str) -> concurrent.futures.Future[T]:
+    """`call()` on a daemon thread of its own; its result or exception in the future.
+    A call that never returns leaves only its thread behind (daemon: it never holds
+    the process)."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            result = call()
+        except BaseException as exc:  # the caller re-raises it from the future
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
 def bounded(call: Callable[[], T], timeout: float, what: str) -> T:
     """`call()`, or Stuck after `timeout` seconds of wall time.
 
@@ -96,23 +115,11 @@ def bounded(call: Callable[[], T], timeout: float, what: str) -> T:
     the caller stops waiting for. A call that never returns leaves its thread and
     client behind; the caller must stop using that client.
     """
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(call())
-        except BaseException as exc:
-            error.append(exc)
-
-    thread = threading.Thread(target=run, name=f"kafka-call:{what}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    future = on_thread(call, f"kafka-call:{what}")
+    concurrent.futures.wait([future], timeout)
+    if not future.done():
         raise Stuck(f"{what}: no answer within {timeout:g}s", "_STUCK", retriable=True)
-    if error:
-        raise error[0]
-    return result[0]
+    return future.result()
 
 
 def placement(r: OutRecord) -> dict[str, Any]:

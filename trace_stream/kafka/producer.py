@@ -14,7 +14,16 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from ..errors import KafkaError
-from .common import TP, OutRecord, TransactionAborted, bounded, client_config, placement, wrap
+from .common import (
+    TP,
+    OutRecord,
+    TransactionAborted,
+    bounded,
+    client_config,
+    on_thread,
+    placement,
+    wrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +126,8 @@ class TransactionalProducer:
         and finds commit's outcome (None, or its exception) in the future, which is done
         within commit's own bounds. One transaction at a time: the caller starts the next
         only once this one is done."""
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                self.commit(records, offsets, group_metadata)
-            except BaseException as exc:  # the caller re-raises it from the future
-                done.set_exception(exc)
-            else:
-                done.set_result(None)
-
-        name = f"commit:{self.transactional_id}"
-        threading.Thread(target=run, name=name, daemon=True).start()
-        return done
+        call = functools.partial(self.commit, records, offsets, group_metadata)
+        return on_thread(call, f"commit:{self.transactional_id}")
 
     def _transact(
         self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any
