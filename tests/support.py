@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import confluent_kafka
+import pytest
 
 from trace_stream import app, codec, consent
 from trace_stream.kafka import Admin, OutRecord, Producer, TopicSpec
+from trace_stream.records import TraceDelivery
 from trace_stream.settings import Settings
 from trace_stream.topics import specs
 
@@ -253,3 +255,16 @@ def publish_signal(
     producer = confluent_kafka.Producer({**settings.kafka_config(), "acks": "all"})
     producer.produce(settings.trace_signal_settings_topic, value, key=signal_id.encode())
     assert producer.flush(10) == 0, "settings record not acknowledged"
+
+
+def unencodable(monkeypatch: pytest.MonkeyPatch, trade_id: str) -> None:
+    """Make encoding the delivery of `trade_id` fail, as a value that validation let
+    through and Avro cannot hold would (its message is a canary: it must not be shown)."""
+    encode = codec.encode_delivery
+
+    def fussy(d: TraceDelivery) -> bytes:
+        if d.trace.trade_id == trade_id:
+            raise OverflowError("canary value")
+        return encode(d)
+
+    monkeypatch.setattr(codec, "encode_delivery", fussy)

@@ -41,7 +41,7 @@ class GatedDeliveryCommits(TransactionalProducer):
 
 
 @contextmanager
-def gated(settings: Settings, n: int) -> Iterator[tuple[threading.Event, Reader]]:
+def gated(settings: Settings, n: int) -> Iterator[None]:
     """The service with its deliverer's transactions held at the gate, `n` trades due
     now; on leaving, the gate is open and the deliverer's offsets cover every delivery,
     each trade posted exactly once."""
@@ -55,7 +55,7 @@ def gated(settings: Settings, n: int) -> Iterator[tuple[threading.Event, Reader]
             wait_for(lambda: service.health.ready()[0], timeout=30, what="every stage assigned")
             try:
                 publish(settings, *(trade_event(f"T-{i:05d}") for i in range(n)))
-                yield gate, reader
+                yield
                 tps = reader.partitions(delay_topic)
                 assert set(reader.committed(group, tps).values()) == {-1}, (
                     "offsets counted as committed before their transaction went through"

@@ -15,10 +15,10 @@ from tests.support import (
     read_topics,
     running,
     trade_event,
+    unencodable,
     wait_for,
 )
 from trace_stream import codec
-from trace_stream.records import TraceDelivery
 from trace_stream.topics import layout
 
 from .conftest import Cli
@@ -125,14 +125,7 @@ def test_replay_reports_an_event_it_cannot_encode_and_goes_on(
     settings = make_settings(kafka_bootstrap)
     cli.use(settings)
     publish(settings, trade_event("T-1"), trade_event("T-odd"), trade_event("T-2"))
-    encode = codec.encode_delivery
-
-    def fussy(d: TraceDelivery) -> bytes:
-        if d.trace.trade_id == "T-odd":
-            raise OverflowError("canary value")
-        return encode(d)
-
-    monkeypatch.setattr(codec, "encode_delivery", fussy)
+    unencodable(monkeypatch, "T-odd")
     for argv in (["--dry-run"], []):
         ran = cli("replay", "--from", "0", *argv)
         assert ran.code == 0, ran.err

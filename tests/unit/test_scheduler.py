@@ -10,12 +10,11 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.support import trade_event
+from tests.support import trade_event, unencodable
 from trace_stream import codec
 from trace_stream.health import Health
 from trace_stream.kafka import Message, OutRecord
 from trace_stream.metrics import Metrics
-from trace_stream.records import TraceDelivery
 from trace_stream.scheduler import Scheduler
 from trace_stream.topics import Topics
 
@@ -68,14 +67,7 @@ def message(offset: int, trade_id: str) -> Message:
 def test_a_delivery_that_cannot_be_encoded_is_dead_lettered_not_a_crash(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    encode = codec.encode_delivery
-
-    def fussy(d: TraceDelivery) -> bytes:
-        if d.trace.trade_id == "T-odd":
-            raise OverflowError("canary value")
-        return encode(d)
-
-    monkeypatch.setattr(codec, "encode_delivery", fussy)
+    unencodable(monkeypatch, "T-odd")
     producer, metrics = FakeProducer(), Metrics(CollectorRegistry())
     s = stage([message(0, "T-1"), message(1, "T-odd"), message(2, "T-2")], producer, metrics)
     assert s.step(timeout=0) == 3
