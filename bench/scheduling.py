@@ -47,7 +47,8 @@ from bench.common import ROOT, broker, get_json, spawned_server, stop_process, u
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, service_env, trade_event
 from trace_stream import codec
-from trace_stream.kafka import OutRecord, Producer
+from trace_stream.core.messages import OutRecord
+from trace_stream.kafka import Producer
 from trace_stream.settings import Settings
 
 Post = tuple[str, float, str]  # trade id, time.time() on arrival, Idempotency-Key

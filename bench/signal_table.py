@@ -44,8 +44,10 @@ from bench.common import (
 )
 from devenv.broker import free_port
 from devenv.trades import create_topics, fresh_settings, service_env
-from trace_stream.consent import SignalSettings, SignalTable, encode, parse
-from trace_stream.kafka import TopicSpec
+from trace_stream.codec.wire import encode_signal_settings as encode
+from trace_stream.codec.wire import parse_signal_settings as parse
+from trace_stream.core.topics import TopicSpec
+from trace_stream.pipeline.consent import SignalSettings, SignalTable
 
 NAMES = ("webhook", "myfxbook", "file", "extra-1", "extra-2")
 
@@ -72,7 +74,7 @@ def memory(signals: int, adapters: int) -> float:
     before = tracemalloc.take_snapshot()
     table = SignalTable()
     for key, value, where in made:
-        table.apply(*parse(key, value, where))
+        table.apply(*parse(key, value, where=where))
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()

@@ -33,11 +33,14 @@ from typing import IO, Any  # noqa: E402
 
 from devenv.broker import LocalKafka  # noqa: E402
 from devenv.tracker import Received, Reply, Tracker  # noqa: E402
-from trace_stream import codec, consent  # noqa: E402
-from trace_stream.kafka import Admin, OutRecord, Producer, TopicSpec  # noqa: E402
-from trace_stream.redact import ALLOWED_FIELDS  # noqa: E402
+from trace_stream import codec  # noqa: E402
+from trace_stream.codec.wire import encode_signal_settings  # noqa: E402
+from trace_stream.core.messages import OutRecord  # noqa: E402
+from trace_stream.core.topics import TopicSpec, specs  # noqa: E402
+from trace_stream.kafka import Admin, Producer  # noqa: E402
+from trace_stream.pipeline import consent  # noqa: E402
+from trace_stream.pipeline.redact import ALLOWED_FIELDS  # noqa: E402
 from trace_stream.settings import Settings  # noqa: E402
-from trace_stream.topics import specs  # noqa: E402
 
 DELAY_MINUTES = float(os.environ.get("DEMO_DELAY_MINUTES", "0.1"))  # 6 seconds
 INTERVAL = float(os.environ.get("DEMO_INTERVAL_SECONDS", "4"))
@@ -311,7 +314,11 @@ def withdraw(producer: Producer, settings: Settings, signal_id: str) -> None:
     off = consent.SignalSettings(signal_id, False, frozenset(), datetime.now(UTC))
     say(f"the owner of {signal_id} withdraws consent (on {settings.trace_signal_settings_topic})")
     producer.produce(
-        OutRecord(settings.trace_signal_settings_topic, consent.encode(off), key=signal_id.encode())
+        OutRecord(
+            settings.trace_signal_settings_topic,
+            encode_signal_settings(off),
+            key=signal_id.encode(),
+        )
     )
     producer.flush()
 

@@ -18,9 +18,9 @@ from typing import Any
 import confluent_kafka
 
 from trace_stream import codec
-from trace_stream.kafka import Admin, TopicSpec
+from trace_stream.core.topics import TopicSpec, specs
+from trace_stream.kafka import Admin
 from trace_stream.settings import Settings
-from trace_stream.topics import specs
 
 _ADMINS: dict[str, Admin] = {}
 

@@ -61,7 +61,7 @@ def tracker() -> Iterator[Tracker]:
 @pytest.fixture(autouse=True)
 def _no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail any test during which the service logged an internal error (a crash, an
-    adapter bug). Expected alerts are logged by `trace_stream.alerts` and allowed."""
+    adapter bug). Expected alerts are logged by `trace_stream.telemetry.alerts` and allowed."""
     caplog.set_level(logging.INFO)
     yield
     bad = [
@@ -69,6 +69,6 @@ def _no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         for r in caplog.get_records("call")
         if r.levelno >= logging.ERROR
         and r.name.startswith("trace_stream")
-        and r.name != "trace_stream.alerts"
+        and r.name != "trace_stream.telemetry.alerts"
     ]
     assert not bad, f"internal errors logged: {[r.getMessage() for r in bad]}"

@@ -19,11 +19,15 @@ from typing import Any, TypeVar
 import confluent_kafka
 import pytest
 
-from trace_stream import app, codec, consent
-from trace_stream.kafka import Admin, OutRecord, Producer, TopicSpec
-from trace_stream.records import TraceDelivery
+from trace_stream import codec
+from trace_stream.codec import avro, wire
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import TraceDelivery
+from trace_stream.core.topics import TopicSpec, specs
+from trace_stream.kafka import Admin, Producer
+from trace_stream.pipeline import consent
+from trace_stream.service import app
 from trace_stream.settings import Settings
-from trace_stream.topics import specs
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,7 +255,7 @@ def publish_signal(
     when this returns. `enabled=None`: a tombstone. `value`: raw bytes instead."""
     if value is None and enabled is not None:
         entry = consent.SignalSettings(signal_id, enabled, frozenset(adapters), datetime.now(UTC))
-        value = consent.encode(entry)
+        value = wire.encode_signal_settings(entry)
     producer = confluent_kafka.Producer({**settings.kafka_config(), "acks": "all"})
     producer.produce(settings.trace_signal_settings_topic, value, key=signal_id.encode())
     assert producer.flush(10) == 0, "settings record not acknowledged"
@@ -260,11 +264,11 @@ def publish_signal(
 def unencodable(monkeypatch: pytest.MonkeyPatch, trade_id: str) -> None:
     """Make encoding the delivery of `trade_id` fail, as a value that validation let
     through and Avro cannot hold would (its message is a canary: it must not be shown)."""
-    encode = codec.encode_delivery
+    encode = avro.encode_delivery
 
     def fussy(d: TraceDelivery) -> bytes:
         if d.trace.trade_id == trade_id:
             raise OverflowError("canary value")
         return encode(d)
 
-    monkeypatch.setattr(codec, "encode_delivery", fussy)
+    monkeypatch.setattr(avro, "encode_delivery", fussy)  # what `codec.wire` calls

@@ -21,12 +21,15 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from . import app, health, heap, logs, ops, topics
-from .errors import ConfigError, KafkaError, TraceStreamError
-from .kafka import Admin
-from .kafka.connect import refusal
-from .ops import source
-from .settings import Settings, load
+from trace_stream import ops
+from trace_stream.core import topics
+from trace_stream.core.errors import ConfigError, KafkaError, TraceStreamError
+from trace_stream.kafka import Admin
+from trace_stream.kafka.connect import refusal
+from trace_stream.ops import source
+from trace_stream.service import app, heap
+from trace_stream.settings import Settings, load
+from trace_stream.telemetry import health, logs
 
 log = logging.getLogger("trace_stream")
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from .errors import ConfigError
+from trace_stream.core.errors import ConfigError
 
 DEFAULT_RETRY_SCHEDULE = "5s,30s,5m,30m,1h"
 CONSUMER_READ_AHEAD_KIB = 8192

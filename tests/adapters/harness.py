@@ -35,8 +35,8 @@ from trace_stream.adapters.base import (
     TraceBatch,
     idempotency_key,
 )
-from trace_stream.records import Trace
-from trace_stream.redact import redact
+from trace_stream.core.records import Trace
+from trace_stream.pipeline.redact import redact
 
 TOKEN = "tok-3f9a0c7e-do-not-leak"
 SIGNING_KEY = b"signing-key-0123456789abcdef-secret"

@@ -16,8 +16,8 @@ import pytest
 
 from trace_stream.adapters.base import Delivered, Permanent, Retriable
 from trace_stream.adapters.transport import http_client
-from trace_stream.errors import ConfigError
-from trace_stream.records import Trace
+from trace_stream.core.errors import ConfigError
+from trace_stream.core.records import Trace
 
 from .harness import (
     BASE_TIME,

@@ -15,7 +15,7 @@ import pytest
 from trace_stream import adapters
 from trace_stream.adapters.base import AdapterContext, BatchAdapter, Delivered, Permanent, Retriable
 from trace_stream.adapters.file_export import LocalStore
-from trace_stream.errors import ConfigError
+from trace_stream.core.errors import ConfigError
 
 from .harness import BASE_TIME, FileHarness, build_harness, make_trace
 

@@ -9,7 +9,7 @@ import pytest
 
 from devenv.tracker import Reply, Tracker
 from trace_stream.adapters.base import Delivered, Outcome, Permanent, Retriable, idempotency_key
-from trace_stream.records import Trace
+from trace_stream.core.records import Trace
 
 from .harness import TOKEN, MyfxbookHarness
 

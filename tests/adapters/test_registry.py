@@ -13,7 +13,7 @@ import pytest
 
 from trace_stream import adapters
 from trace_stream.adapters.base import Adapter, AdapterContext, Delivered, idempotency_key
-from trace_stream.errors import ConfigError
+from trace_stream.core.errors import ConfigError
 
 from .harness import make_trace
 

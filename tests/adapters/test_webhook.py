@@ -9,7 +9,7 @@ from standardwebhooks.webhooks import Webhook
 from devenv.tracker import Tracker
 from trace_stream.adapters import signing
 from trace_stream.adapters.base import Delivered
-from trace_stream.errors import ConfigError
+from trace_stream.core.errors import ConfigError
 
 from .harness import SIGNING_KEY, SIGNING_SECRET, TOKEN, WebhookHarness, make_trace
 

@@ -21,9 +21,10 @@ import httpx
 from devenv.tracker import Tracker
 from tests.support import Process, read_topics, trade_event
 from trace_stream import codec
-from trace_stream.kafka import OutRecord, Producer
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 
 class Stream:

@@ -20,10 +20,11 @@ import fastavro
 from devenv.tracker import Tracker
 from tests.support import Process, env_for, make_settings, read_topics, trade_event, wait_for
 from trace_stream import codec
-from trace_stream.kafka import OutRecord, Producer
-from trace_stream.records import DeadLetter
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import DeadLetter
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 RLO = "\u202e"  # right-to-left override
 SEED = 8

@@ -6,8 +6,8 @@ import pytest
 
 from tests.support import admin_for, env_for, make_settings
 from trace_stream.cli import main
+from trace_stream.core.topics import layout
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 
 def use(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

@@ -22,9 +22,11 @@ from tests.support import (
     trade_event,
     wait_for,
 )
-from trace_stream import app, codec
-from trace_stream.consent import SignalSettings, Unreadable, encode
-from trace_stream.topics import layout
+from trace_stream import codec
+from trace_stream.codec.wire import encode_signal_settings as encode
+from trace_stream.core.topics import layout
+from trace_stream.pipeline.consent import SignalSettings, Unreadable
+from trace_stream.service import app
 
 
 @pytest.fixture

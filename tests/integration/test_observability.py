@@ -26,14 +26,14 @@ from tests.support import (
     trade_event,
     wait_for,
 )
-from trace_stream import app
-from trace_stream.backlog import BacklogProbe
+from trace_stream.codec.wire import delivery_record
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.core.topics import layout
 from trace_stream.kafka import Producer, Reader
-from trace_stream.metrics import Metrics
-from trace_stream.records import Origin, TraceDelivery
-from trace_stream.redact import redact
-from trace_stream.scheduler import delivery_record
-from trace_stream.topics import layout
+from trace_stream.pipeline.redact import redact
+from trace_stream.service import app
+from trace_stream.stages.backlog import BacklogProbe
+from trace_stream.telemetry.metrics import Metrics
 
 TOKEN = "tok-canary-Zx81"
 CACHE_BIN = Path(os.environ.get("TRACE_STREAM_CACHE", Path.home() / ".cache/trace-stream")) / "bin"

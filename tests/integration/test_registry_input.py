@@ -4,7 +4,7 @@ Confluent-compatible API, compatibility BACKWARD as on Confluent).
 Events are produced as the platform's serializer does: the writer schema is registered
 under the topic's subject (`<topic>-value`, TopicNameStrategy) with
 `POST /subjects/{subject}/versions`, and each value is magic byte 0, the 4-byte id it
-was given, then Avro written with that schema (`trace_stream.registry.framed`).
+was given, then Avro written with that schema (`trace_stream.codec.registry.framed`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
-from trace_stream.errors import InvalidEvent
-from trace_stream.registry import RegistryDecoder, framed
+from trace_stream.codec.registry import RegistryDecoder, framed
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.topics import layout
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 PERSONAL_EXTRA = "user_phone"  # a personal field the platform adds later
 PLAIN_EXTRA = "venue"  # a non-personal one

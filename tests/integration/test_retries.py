@@ -22,9 +22,9 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
-from trace_stream.records import DeadLetter
+from trace_stream.core.records import DeadLetter
+from trace_stream.core.topics import layout
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 FAST = "300ms,600ms,900ms,1200ms,1500ms"
 

@@ -27,11 +27,12 @@ from tests.integration.test_registry_input import (
 from tests.support import canaries, make_settings, publish, read_topics, running, wait_for
 from tests.support import trade_event as event
 from trace_stream import codec
-from trace_stream.kafka import OutRecord, Producer
-from trace_stream.records import DeadLetter
-from trace_stream.registry import framed
+from trace_stream.codec.registry import framed
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import DeadLetter
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 OUTAGE_SECONDS = 12
 

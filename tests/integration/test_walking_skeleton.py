@@ -19,13 +19,14 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
-from trace_stream.kafka import OutRecord, Producer
+from trace_stream.codec.wire import delivery_record
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
 from trace_stream.kafka.common import to_message
-from trace_stream.records import Origin, TraceDelivery
-from trace_stream.redact import ALLOWED_FIELDS, redact
-from trace_stream.scheduler import delivery_record
+from trace_stream.pipeline.redact import ALLOWED_FIELDS, redact
 from trace_stream.settings import Settings
-from trace_stream.topics import layout
 
 
 def webhook_env(monkeypatch, tracker: Tracker, token: str = "tok-secret-canary") -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support import env_for
 from trace_stream import cli as trace_cli
-from trace_stream import logs
 from trace_stream.settings import Settings
+from trace_stream.telemetry import logs
 
 _OURS = ("TRACE_", "KAFKA_", "WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "ALERT_", "LOG_")
 

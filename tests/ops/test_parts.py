@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from trace_stream.core.records import AttemptError, DeadLetter, Origin, Trace, TraceDelivery
 from trace_stream.ops import mask, positions, redrive
 from trace_stream.ops.progress import Progress
-from trace_stream.records import AttemptError, DeadLetter, Origin, Trace, TraceDelivery
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from tests.support import (
     wait_for,
 )
 from trace_stream import codec
-from trace_stream.topics import layout
+from trace_stream.core.topics import layout
 
 from .conftest import Cli
 

@@ -16,7 +16,7 @@ from tests.support import (
     trade_event,
     wait_for,
 )
-from trace_stream.topics import layout
+from trace_stream.core.topics import layout
 
 from .conftest import Cli
 

@@ -7,7 +7,7 @@ import concurrent.futures
 
 import pytest
 
-from trace_stream.aio import AsyncRunner
+from trace_stream.adapters.runner import AsyncRunner
 
 
 @pytest.fixture

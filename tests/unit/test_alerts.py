@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry
 
 from devenv.tracker import Tracker
 from tests.support import trade_event, wait_for
-from trace_stream.aio import AsyncRunner
-from trace_stream.alerts import Alerter
-from trace_stream.metrics import Metrics
-from trace_stream.records import DeadLetter, Origin, TraceDelivery
-from trace_stream.redact import redact
+from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
+from trace_stream.pipeline.redact import redact
+from trace_stream.telemetry.alerts import Alerter
+from trace_stream.telemetry.metrics import Metrics
 
 
 def letter(

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import trade_event
-from trace_stream.batching import Batcher
-from trace_stream.kafka import OutRecord
-from trace_stream.lookahead import InOrder, Lookahead, Timers
-from trace_stream.offsets import OffsetTracker
-from trace_stream.records import Origin, TraceDelivery
-from trace_stream.redact import redact
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.pipeline.redact import redact
+from trace_stream.state.batching import Batcher
+from trace_stream.state.lookahead import InOrder, Lookahead, Timers
+from trace_stream.state.offsets import OffsetTracker
 
 A, B = ("t", 0), ("t", 1)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from trace_stream.breaker import Breaker
+from trace_stream.state.breaker import Breaker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 COOL = timedelta(seconds=60)

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from trace_stream import codec
-from trace_stream.consent import (
+from trace_stream.codec.wire import encode_signal_settings as encode
+from trace_stream.codec.wire import parse_signal_settings as parse
+from trace_stream.pipeline.consent import (
     MAX_ADAPTERS,
     InvalidSettings,
     Post,
@@ -18,8 +20,6 @@ from trace_stream.consent import (
     Unreadable,
     Withdrawn,
     decide,
-    encode,
-    parse,
 )
 
 AT = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)

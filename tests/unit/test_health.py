@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from trace_stream.health import Health
 from trace_stream.kafka import Stuck
 from trace_stream.kafka.common import bounded
+from trace_stream.telemetry.health import Health
 
 
 class Clock:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trace_stream import heap
+from trace_stream.service import heap
 
 
 def rss_mib() -> float:

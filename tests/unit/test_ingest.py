@@ -8,9 +8,9 @@ import pytest
 
 from tests.support import canaries, trade_event
 from trace_stream import codec
-from trace_stream.ingest import Limits, Reject, Schedule, Skip, plan
-from trace_stream.records import Origin
-from trace_stream.registry import RegistryUnavailable
+from trace_stream.codec.registry import RegistryUnavailable
+from trace_stream.core.records import Origin
+from trace_stream.pipeline.ingest import Limits, Reject, Schedule, Skip, plan
 
 ORIGIN = Origin(topic="trade.closed", partition=3, offset=42)
 ENABLED = frozenset({"webhook", "file"})
@@ -22,6 +22,7 @@ def run(event: dict[str, Any] | bytes | None, **kw: Any) -> Schedule | Skip | Re
         "enabled_adapters": ENABLED,
         "delay": timedelta(minutes=5),
         "now": datetime.now(UTC),
+        "decode": codec.decode_trade_closed,
     }
     return plan(value, ORIGIN, **{**defaults, **kw})
 

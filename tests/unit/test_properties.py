@@ -23,14 +23,14 @@ from trace_stream.adapters.base import (
     Retriable,
     idempotency_key,
 )
-from trace_stream.errors import DependencyError, InvalidEvent
-from trace_stream.ingest import Plan, Reject, Schedule, Skip, plan
-from trace_stream.kafka import OutRecord
-from trace_stream.offsets import OffsetTracker
-from trace_stream.records import Origin, TraceDelivery
-from trace_stream.redact import redact
-from trace_stream.registry import RegistryUnavailable
-from trace_stream.routing import Abandon, Done, Retry, RetryPolicy, route
+from trace_stream.codec.registry import RegistryUnavailable
+from trace_stream.core.errors import DependencyError, InvalidEvent
+from trace_stream.core.messages import OutRecord
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.pipeline.ingest import Plan, Reject, Schedule, Skip, plan
+from trace_stream.pipeline.redact import redact
+from trace_stream.pipeline.routing import Abandon, Done, Retry, RetryPolicy, route
+from trace_stream.state.offsets import OffsetTracker
 
 TP = ("t", 0)
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.support import canaries, trade_event
-from trace_stream.records import Trace
-from trace_stream.redact import ALLOWED_FIELDS, MAX_TEXT, redact, redacted_json
+from trace_stream.core.records import Trace
+from trace_stream.pipeline.redact import ALLOWED_FIELDS, MAX_TEXT, redact, redacted_json
 
 
 def test_keeps_exactly_the_allow_listed_fields() -> None:

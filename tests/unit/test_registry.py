@@ -16,8 +16,8 @@ import pytest
 from devenv.registry import Registry
 from tests.support import trade_event
 from trace_stream import codec
-from trace_stream.errors import InvalidEvent
-from trace_stream.registry import RegistryDecoder, RegistryUnavailable, framed
+from trace_stream.codec.registry import RegistryDecoder, RegistryUnavailable, framed
+from trace_stream.core.errors import InvalidEvent
 
 
 def evolved_schema() -> dict[str, Any]:

@@ -8,9 +8,9 @@ import pytest
 
 from tests.support import trade_event
 from trace_stream.adapters.base import Delivered, Permanent, Retriable
-from trace_stream.records import Origin, TraceDelivery
-from trace_stream.redact import redact
-from trace_stream.routing import Abandon, Done, Retry, RetryPolicy, route
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.pipeline.redact import redact
+from trace_stream.pipeline.routing import Abandon, Done, Retry, RetryPolicy, route
 
 S = timedelta(seconds=1)
 TIERS = (5 * S, 30 * S, 300 * S, 1800 * S, 3600 * S)

@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from tests.support import trade_event, unencodable
 from trace_stream import codec
-from trace_stream.health import Health
-from trace_stream.kafka import Message, OutRecord
-from trace_stream.metrics import Metrics
-from trace_stream.scheduler import Scheduler
-from trace_stream.topics import Topics
+from trace_stream.core.messages import Message, OutRecord
+from trace_stream.core.topics import Topics
+from trace_stream.stages.schedule import Scheduler
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.metrics import Metrics
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

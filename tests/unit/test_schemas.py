@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from trace_stream import codec
-from trace_stream.errors import InvalidEvent
-from trace_stream.records import DeadLetter, TraceDelivery
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.records import DeadLetter, TraceDelivery
 
 EXAMPLES = sorted((codec.schema_dir() / "examples").glob("*/*.json"))
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from trace_stream.errors import ConfigError
+from trace_stream.core.errors import ConfigError
+from trace_stream.core.topics import layout
 from trace_stream.settings import Settings, format_duration, load, parse_duration
-from trace_stream.topics import layout
 
 
 def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +84,7 @@ def test_duration_round_trip() -> None:
 
 
 def test_dead_letter_retention_can_be_set_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    from trace_stream.topics import specs
+    from trace_stream.core.topics import specs
 
     monkeypatch.setenv("TRACE_DEAD_LETTER_RETENTION_DAYS", "30")
     retention = {s.name: s.config["retention.ms"] for s in specs(load(Settings))}

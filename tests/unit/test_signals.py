@@ -11,12 +11,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from tests.support import wait_for
-from trace_stream.consent import SignalSettings, SignalTable, encode
-from trace_stream.errors import KafkaError
-from trace_stream.health import Health
-from trace_stream.kafka import TP, Message
-from trace_stream.metrics import Metrics
-from trace_stream.signals import STAGE, SignalFollower
+from trace_stream.codec.wire import encode_signal_settings as encode
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import TP, Message
+from trace_stream.pipeline.consent import SignalSettings, SignalTable
+from trace_stream.stages.signals import STAGE, SignalFollower
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.metrics import Metrics
 
 TOPIC = "signal.tracing"
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from trace_stream.logs import Tally
+from trace_stream.telemetry.logs import Tally
 
 
 def test_counts_are_said_once_a_period_and_only_when_something_happened(

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from trace_stream import cli
-from trace_stream.errors import ConfigError
+from trace_stream.core.errors import ConfigError
 from trace_stream.kafka.connect import refusal
 from trace_stream.settings import Settings, load
 

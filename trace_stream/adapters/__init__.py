@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
-from ..errors import ConfigError
-from .base import Adapter, AdapterContext, AdapterFactory, BatchAdapter
+from trace_stream.adapters.base import Adapter, AdapterContext, AdapterFactory, BatchAdapter
+from trace_stream.core.errors import ConfigError
 
 GROUP = "trace_stream.adapters"
 

@@ -13,44 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import httpx
 
-from ..records import Trace
-
-FailReason = Literal[
-    "timeout",
-    "connection",
-    "rate_limited",
-    "server_error",
-    "malformed_response",
-    "auth",
-    "rejected",
-    "storage",
-    "unexpected",
-]
-
-
-@dataclass(frozen=True)
-class Delivered:
-    pass
-
-
-@dataclass(frozen=True)
-class Retriable:
-    reason: FailReason
-    detail: str
-    retry_after: timedelta | None = None
-
-
-@dataclass(frozen=True)
-class Permanent:
-    reason: FailReason
-    detail: str
-
-
-Outcome = Delivered | Retriable | Permanent
+from trace_stream.core.outcomes import Delivered, FailReason, Outcome, Permanent, Retriable
+from trace_stream.core.records import Trace
 
 
 @runtime_checkable
@@ -132,3 +100,18 @@ def idempotency_key(trade_id: str, adapter: str) -> str:
     h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+__all__ = [
+    "Adapter",
+    "AdapterContext",
+    "AdapterFactory",
+    "BatchAdapter",
+    "Delivered",
+    "FailReason",
+    "Outcome",
+    "Permanent",
+    "Retriable",
+    "TraceBatch",
+    "idempotency_key",
+]

@@ -25,10 +25,17 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..errors import ConfigError
-from ..records import Trace
-from ..settings import load
-from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable, TraceBatch
+from trace_stream.adapters.base import (
+    AdapterContext,
+    Delivered,
+    Outcome,
+    Permanent,
+    Retriable,
+    TraceBatch,
+)
+from trace_stream.core.errors import ConfigError
+from trace_stream.core.records import Trace
+from trace_stream.settings import load
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import httpx
 
-from .base import Delivered, Outcome, Permanent, Retriable
-from .transport import SharedClient
+from trace_stream.adapters.base import Delivered, Outcome, Permanent, Retriable
+from trace_stream.adapters.transport import SharedClient
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..records import Trace
-from ..settings import load
-from .base import AdapterContext, Delivered, Outcome, Permanent, Retriable
-from .http import Response, classify, encode_json, post_bytes
+from trace_stream.adapters.base import AdapterContext, Delivered, Outcome, Permanent, Retriable
+from trace_stream.adapters.http import Response, classify, encode_json, post_bytes
+from trace_stream.core.records import Trace
+from trace_stream.settings import load
 
 _AUTH_MESSAGE = re.compile(r"session|token|unauthori[sz]ed|not authori[sz]ed", re.IGNORECASE)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..records import Trace
-from ..settings import load
-from . import signing
-from .base import AdapterContext, Outcome, Permanent, Retriable
-from .http import classify, encode_json, post_bytes
+from trace_stream.adapters import signing
+from trace_stream.adapters.base import AdapterContext, Outcome, Permanent, Retriable
+from trace_stream.adapters.http import classify, encode_json, post_bytes
+from trace_stream.core.records import Trace
+from trace_stream.settings import load
 
 
 class WebhookSettings(BaseSettings):

@@ -1,29 +1,25 @@
 """The only package that imports confluent_kafka: a thin consumer, a transactional
-producer, topic administration and an offset reader, in the service's own types.
+producer, topic administration and an offset reader, in the service's own types
+(`core.messages`, `core.topics`).
 
 Clients are built lazily by their owners; constructing a config makes no network call.
 """
 
-from .admin import Admin, TopicSpec
-from .common import TP, Headers, Message, OutRecord, Stuck, TransactionAborted, bounded
-from .connect import wait_for_brokers
-from .consumer import Consumer
-from .follower import Follower
-from .producer import Producer, TransactionalProducer
-from .reader import Reader
+from trace_stream.kafka.admin import Admin
+from trace_stream.kafka.common import Stuck, TransactionAborted, bounded
+from trace_stream.kafka.connect import wait_for_brokers
+from trace_stream.kafka.consumer import Consumer
+from trace_stream.kafka.follower import Follower
+from trace_stream.kafka.producer import Producer, TransactionalProducer
+from trace_stream.kafka.reader import Reader
 
 __all__ = [
-    "TP",
     "Admin",
     "Consumer",
     "Follower",
-    "Headers",
-    "Message",
-    "OutRecord",
     "Producer",
     "Reader",
     "Stuck",
-    "TopicSpec",
     "TransactionAborted",
     "TransactionalProducer",
     "bounded",

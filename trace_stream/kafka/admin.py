@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
@@ -15,16 +14,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from ..errors import KafkaError
-from .common import client_config, wrap
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    replication_factor: int
-    config: Mapping[str, str]
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.topics import TopicSpec
+from trace_stream.kafka.common import client_config, wrap
 
 
 class Admin:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaException
 
-from ..errors import KafkaError
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import Message, OutRecord
 
 
 def client_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,36 +45,7 @@ def first_then_rest(
     return [first, *rest]
 
 
-TP = tuple[str, int]
-Headers = list[tuple[str, bytes]]
 _KafkaHeaders = list[tuple[str, str | bytes | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-    @property
-    def tp(self) -> TP:
-        return (self.topic, self.partition)
-
-    def header(self, name: str) -> bytes | None:
-        return next((v for k, v in self.headers if k == name), None)
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    value: bytes
-    key: bytes | None = None
-    headers: Headers = field(default_factory=list)
-    partition: int | None = None
-    """None: the partitioner picks by key."""
 
 
 class TransactionAborted(KafkaError):

@@ -14,8 +14,8 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException
 
-from ..errors import KafkaError
-from .common import bounded, client_config, wrap
+from trace_stream.core.errors import KafkaError
+from trace_stream.kafka.common import bounded, client_config, wrap
 
 log = logging.getLogger(__name__)
 

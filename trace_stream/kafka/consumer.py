@@ -17,8 +17,9 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
-from ..errors import KafkaError
-from .common import MANUAL, TP, Message, bounded, client_config, first_then_rest, to_message
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import TP, Message
+from trace_stream.kafka.common import MANUAL, bounded, client_config, first_then_rest, to_message
 
 log = logging.getLogger(__name__)
 

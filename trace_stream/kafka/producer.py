@@ -13,10 +13,9 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
-from ..errors import KafkaError
-from .common import (
-    TP,
-    OutRecord,
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import TP, OutRecord
+from trace_stream.kafka.common import (
     TransactionAborted,
     bounded,
     client_config,

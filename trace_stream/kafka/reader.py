@@ -9,8 +9,9 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
-from ..errors import KafkaError
-from .common import MANUAL, TP, Message, client_config, to_message, wrap
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import TP, Message
+from trace_stream.kafka.common import MANUAL, client_config, to_message, wrap
 
 
 class Reader:

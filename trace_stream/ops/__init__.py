@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import check, dlq, replay, signals
+from trace_stream.ops import check, dlq, replay, signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

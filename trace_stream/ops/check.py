@@ -15,14 +15,14 @@ import sys
 import httpx
 from pydantic_settings import BaseSettings
 
-from .. import adapters
-from ..adapters.base import AdapterContext
-from ..app import utc_now
-from ..errors import TraceStreamError
-from ..settings import Settings
-from ..topics import layout
-from . import mask, probe, source
-from .probe import Result
+from trace_stream import adapters
+from trace_stream.adapters.base import AdapterContext
+from trace_stream.core.errors import TraceStreamError
+from trace_stream.core.topics import layout
+from trace_stream.ops import mask, probe, source
+from trace_stream.ops.probe import Result
+from trace_stream.service.app import utc_now
+from trace_stream.settings import Settings
 
 HELP = """\
 Validate the configuration (the service's settings and each enabled adapter's own),

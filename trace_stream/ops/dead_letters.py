@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .. import codec
-from ..errors import InvalidEvent
-from ..records import DeadLetter
-from ..settings import Settings
-from ..topics import layout
-from . import source
+from trace_stream import codec
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.records import DeadLetter
+from trace_stream.core.topics import layout
+from trace_stream.ops import source
+from trace_stream.settings import Settings
 
 
 @dataclass(frozen=True)

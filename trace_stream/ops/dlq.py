@@ -8,9 +8,9 @@ import heapq
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from ..settings import Settings
-from . import dead_letters, redrive
-from .dead_letters import Entry, Filter
+from trace_stream.ops import dead_letters, redrive
+from trace_stream.ops.dead_letters import Entry, Filter
+from trace_stream.settings import Settings
 
 LIST_HELP = """\
 Read the dead-letter topic from the beginning to its current end and print the

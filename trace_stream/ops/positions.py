@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ..errors import ConfigError
-from ..kafka import TP, Reader
+from trace_stream.core.errors import ConfigError
+from trace_stream.core.messages import TP
+from trace_stream.kafka import Reader
 
 Start = datetime | int | dict[int, int]
 """A time, one offset for every partition, or an offset per listed partition."""

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings
 
-from .. import adapters
-from ..adapters.base import Adapter, BatchAdapter, Permanent, Retriable
-from ..errors import ConfigError
-from ..settings import load
-from .mask import site
+from trace_stream import adapters
+from trace_stream.adapters.base import Adapter, BatchAdapter, Permanent, Retriable
+from trace_stream.core.errors import ConfigError
+from trace_stream.ops.mask import site
+from trace_stream.settings import load
 
 Status = Literal["ok", "warn", "FAIL"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}

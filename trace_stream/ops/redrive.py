@@ -7,15 +7,15 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from ..app import utc_now
-from ..kafka import Producer
-from ..records import DeadLetter, TraceDelivery
-from ..scheduler import delivery_record
-from ..settings import Settings
-from ..topics import layout
-from . import dead_letters, source
-from .dead_letters import Entry, Filter
-from .targets import targets
+from trace_stream.codec.wire import delivery_record
+from trace_stream.core.records import DeadLetter, TraceDelivery
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
+from trace_stream.ops import dead_letters, source
+from trace_stream.ops.dead_letters import Entry, Filter
+from trace_stream.ops.targets import targets
+from trace_stream.service.app import utc_now
+from trace_stream.settings import Settings
 
 HELP = """\
 Send the matching abandoned deliveries (reasons permanent_failure and

@@ -10,17 +10,18 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from ..app import utc_now
-from ..ingest import Limits, Plan, Reject, Skip, plan
-from ..kafka import Message, Producer
-from ..records import Origin, TraceDelivery
-from ..registry import input_decoder
-from ..scheduler import delivery_record
-from ..settings import Settings
-from ..topics import layout
-from . import positions, source
-from .progress import Progress
-from .targets import targets
+from trace_stream.codec.registry import input_decoder
+from trace_stream.codec.wire import delivery_record
+from trace_stream.core.messages import Message
+from trace_stream.core.records import Origin, TraceDelivery
+from trace_stream.core.topics import layout
+from trace_stream.kafka import Producer
+from trace_stream.ops import positions, source
+from trace_stream.ops.progress import Progress
+from trace_stream.ops.targets import targets
+from trace_stream.pipeline.ingest import Limits, Plan, Reject, Skip, plan
+from trace_stream.service.app import utc_now
+from trace_stream.settings import Settings
 
 FLUSH_EVERY = 10_000
 """Records produced between flushes, so a long replay never fills the producer queue."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..consent import (
+from trace_stream.codec.wire import parse_signal_settings
+from trace_stream.core.errors import ConfigError
+from trace_stream.ops import source
+from trace_stream.pipeline.consent import (
     UNREADABLE,
     Entry,
     InvalidSettings,
@@ -20,11 +23,8 @@ from ..consent import (
     Unknown,
     Withdrawn,
     decide,
-    parse,
 )
-from ..errors import ConfigError
-from ..settings import Settings
-from . import source
+from trace_stream.settings import Settings
 
 HELP = """\
 Print the tracing settings the service would use for SIGNAL_ID, read from the
@@ -80,7 +80,11 @@ def _latest(settings: Settings, topic: str, signal_id: str) -> Entry | None:
             if m.key != wanted:
                 continue
             try:
-                table.apply(*parse(m.key, m.value, f"{m.topic}[{m.partition}]@{m.offset}"))
+                table.apply(
+                    *parse_signal_settings(
+                        m.key, m.value, where=f"{m.topic}[{m.partition}]@{m.offset}"
+                    )
+                )
             except InvalidSettings:
                 continue
     return table.get(signal_id)

@@ -10,10 +10,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import KafkaError, TraceStreamError
-from ..kafka import TP, Admin, Message, Reader
-from ..settings import Settings
-from .progress import Progress
+from trace_stream.core.errors import KafkaError, TraceStreamError
+from trace_stream.core.messages import TP, Message
+from trace_stream.kafka import Admin, Reader
+from trace_stream.ops.progress import Progress
+from trace_stream.settings import Settings
 
 CONNECT_TIMEOUT: float | None = None
 """Seconds to wait for the broker's metadata before giving up with a clear error;

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import adapters
-from ..errors import ConfigError
-from ..settings import Settings
+from trace_stream import adapters
+from trace_stream.core.errors import ConfigError
+from trace_stream.settings import Settings
 
 
 def targets(settings: Settings, only: str | None) -> frozenset[str]:

@@ -1,5 +1,7 @@
 """Every exception the service raises derives from TraceStreamError."""
 
+from trace_stream.core.reasons import Reason
+
 
 class TraceStreamError(Exception):
     """Base class of trace-stream's own errors."""
@@ -12,12 +14,12 @@ class ConfigError(TraceStreamError):
 class InvalidEvent(TraceStreamError):
     """An input event cannot be processed; it is dead-lettered, never retried.
 
-    `reason` is one of a small fixed set (safe as a metric label); `detail` is built
+    `reason` is a dead-letter reason (`core.reasons`, safe as a metric label); `detail` is built
     from field names and rules only, never from field values, so it cannot leak
     personal data into the dead-letter topic or the logs.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -43,25 +43,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import codec
-from .adapters.base import Adapter, BatchAdapter, Delivered, Outcome, Permanent
-from .aio import AsyncRunner
-from .alerts import Alerter
-from .batching import Batcher
-from .breaker import Breaker
-from .consent import UNREADABLE, Decision, Post, Withdrawn
-from .errors import InvalidEvent
-from .health import Health
-from .kafka import TP, Consumer, Message, TransactionAborted, TransactionalProducer
-from .logs import Tally
-from .lookahead import InOrder, Lookahead, Timers
-from .metrics import Metrics
-from .offsets import Batch, OffsetTracker
-from .posting import Poster, Work
-from .records import DeadLetter, Origin, TraceDelivery
-from .routing import Abandon, Retry, RetryPolicy, route
-from .scheduler import dead_letter_record, delivery_record
-from .topics import Topics
+from trace_stream import codec
+from trace_stream.adapters.base import Adapter, BatchAdapter, Delivered, Outcome, Permanent
+from trace_stream.adapters.posting import Poster, Work
+from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.codec import wire
+from trace_stream.codec.wire import dead_letter_record, delivery_record
+from trace_stream.core.dead_letters import dead_letter
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.messages import TP, Message
+from trace_stream.core.reasons import Reason
+from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
+from trace_stream.core.topics import Topics
+from trace_stream.kafka import Consumer, TransactionAborted, TransactionalProducer
+from trace_stream.pipeline.consent import UNREADABLE, Decision, Post, Withdrawn
+from trace_stream.pipeline.routing import Abandon, Retry, RetryPolicy, route
+from trace_stream.state.batching import Batcher
+from trace_stream.state.breaker import Breaker
+from trace_stream.state.lookahead import InOrder, Lookahead, Timers
+from trace_stream.state.offsets import Batch, OffsetTracker
+from trace_stream.telemetry.alerts import Alerter
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.logs import Tally
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +136,9 @@ class Deliverer:
         self._breaker = breaker or Breaker(0, timedelta(0))
         self._consent = consent
         self._tracker = OffsetTracker()
-        self._posts = Poster(adapter, runner, metrics, post_timeout)
+        self._posts = Poster(
+            adapter, runner, post_timeout, metrics.post_duration.labels(adapter.name).observe
+        )
         self._batcher = (
             Batcher(
                 adapter.batch_size,
@@ -254,12 +260,12 @@ class Deliverer:
             count = self._metrics.withdrawn.labels(self.adapter.name, reason).inc
             self._tracker.finish(tp, offset, [], [count])
             return False
-        letter = DeadLetter(
-            reason=UNREADABLE,
-            detail=f"consent cannot be checked: {decision.detail}",
-            adapter=self.adapter.name,
-            dead_at=self._clock(),
+        letter = dead_letter(
+            UNREADABLE,
+            f"consent cannot be checked: {decision.detail}",
             origin=delivery.origin,
+            at=self._clock(),
+            adapter=self.adapter.name,
             delivery=delivery.model_copy(update={"adapters": (self.adapter.name,)}),
         )
         log.warning("delivery dead-lettered", extra={**ctx, "reason": letter.reason})
@@ -285,10 +291,8 @@ class Deliverer:
             )
             return
         self._next[m.tp] = m.offset + 1
-        targets = m.header("trace.adapters")
-        if targets is not None and self.adapter.name not in targets.decode(errors="replace").split(
-            ","
-        ):
+        targets = wire.targets(m)
+        if targets is not None and self.adapter.name not in targets:
             self._tracker.skip(m.tp, m.offset)
             return
         try:
@@ -305,15 +309,11 @@ class Deliverer:
         self._tracker.start(m.tp, m.offset)
         self._ahead.add(m.tp, m.offset, Held(delivery.due_at, m.value or b""))
 
-    def _reject(self, m: Message, reason: str, detail: str) -> None:
+    def _reject(self, m: Message, reason: Reason, detail: str) -> None:
         """Dead-letter a record that cannot become a post."""
         source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
-        letter = DeadLetter(
-            reason=reason,
-            detail=detail,
-            adapter=self.adapter.name,
-            dead_at=self._clock(),
-            origin=source,
+        letter = dead_letter(
+            reason, detail, origin=source, at=self._clock(), adapter=self.adapter.name
         )
         log.warning(
             "delivery dead-lettered",

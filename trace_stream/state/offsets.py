@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .kafka import TP, OutRecord
+from trace_stream.core.messages import TP, OutRecord
 
 Effect = Callable[[], None]
 

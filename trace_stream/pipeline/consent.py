@@ -19,12 +19,12 @@ record, rather than posted against a withdrawal or dropped for good.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from . import codec
-from .errors import InvalidEvent
+from trace_stream.core.errors import InvalidEvent
 
 MAX_SIGNAL_ID = 128
 """Characters at most in a signal id (as for trade.closed's `signal_id`)."""
@@ -33,7 +33,7 @@ MAX_ADAPTERS = 32
 MAX_ADAPTER_NAME = 64
 
 WithdrawnReason = Literal["consent_withdrawn", "adapter_removed"]
-UNREADABLE = "signal_settings_unreadable"
+UNREADABLE: Final = "signal_settings_unreadable"
 """The dead-letter reason of a delivery whose signal's settings cannot be read."""
 
 
@@ -97,7 +97,13 @@ class InvalidSettings(ValueError):
     """A settings record this service cannot use; the message never quotes a value."""
 
 
-def parse(key: bytes | None, value: bytes | None, where: str = "") -> tuple[str, Entry | None]:
+Decode = Callable[[bytes], Mapping[str, Any]]
+"""Bytes of a settings record -> its fields; raises InvalidEvent (`codec.wire`)."""
+
+
+def parse(
+    key: bytes | None, value: bytes | None, *, decode: Decode, where: str = ""
+) -> tuple[str, Entry | None]:
     """One record of the settings topic -> (signal id, entry); None for a tombstone.
 
     Raises InvalidSettings only for a record without a usable key (no signal to
@@ -107,7 +113,7 @@ def parse(key: bytes | None, value: bytes | None, where: str = "") -> tuple[str,
     if value is None:
         return signal_id, None
     try:
-        return signal_id, _settings(signal_id, value, where)
+        return signal_id, _settings(signal_id, _decoded(decode, value), where)
     except InvalidSettings as exc:
         return signal_id, Unreadable(signal_id, str(exc), where)
 
@@ -127,8 +133,7 @@ def _signal_id(key: bytes | None) -> str:
     return text
 
 
-def _settings(signal_id: str, value: bytes, where: str) -> SignalSettings:
-    record = _decode(value)
+def _settings(signal_id: str, record: Mapping[str, Any], where: str) -> SignalSettings:
     if record.get("signal_id") != signal_id:
         raise InvalidSettings("signal_id differs from the record key")
     adapters = record.get("tracing_adapters") or []
@@ -157,22 +162,11 @@ def _shared(adapters: frozenset[str]) -> frozenset[str]:
     return _SETS.get(adapters, adapters)
 
 
-def _decode(value: bytes) -> dict[str, Any]:
+def _decoded(decode: Decode, value: bytes) -> Mapping[str, Any]:
     try:
-        return codec.decode("signal_tracing", value)
+        return decode(value)
     except InvalidEvent as exc:  # its detail names the fault, never a value
         raise InvalidSettings(exc.detail) from None
-
-
-def encode(settings: SignalSettings) -> bytes:
-    """The Avro value of a settings record (for tests, the demo and tools)."""
-    record = {
-        "signal_id": settings.signal_id,
-        "tracing_enabled": settings.enabled,
-        "tracing_adapters": sorted(settings.adapters),
-        "updated_at": settings.updated_at,
-    }
-    return codec.encode("signal_tracing", record)
 
 
 def _clean(text: str, limit: int) -> bool:

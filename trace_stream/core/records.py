@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trace_stream.core.reasons import Reason
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,9 +92,10 @@ class TraceDelivery(_Frozen):
 
 
 class DeadLetter(_Frozen):
-    """An abandoned delivery or an unprocessable input event (dead-letter topic)."""
+    """An abandoned delivery or an unprocessable input event (dead-letter topic).
+    Built only by `core.dead_letters.dead_letter`."""
 
-    reason: str
+    reason: Reason
     detail: str
     adapter: str | None = None
     dead_at: datetime

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .kafka import TopicSpec
-from .settings import Settings, format_duration
+from trace_stream.settings import Settings, format_duration
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
 
 
 @dataclass(frozen=True)

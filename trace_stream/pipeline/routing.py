@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .adapters.base import Delivered, Outcome, Permanent
-from .records import AttemptError, DeadLetter, TraceDelivery
+from trace_stream.core.dead_letters import dead_letter
+from trace_stream.core.outcomes import Delivered, Outcome, Permanent
+from trace_stream.core.reasons import Reason
+from trace_stream.core.records import AttemptError, DeadLetter, TraceDelivery
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,16 @@ def route(
     )
     retries_done = attempts - 1
     if isinstance(outcome, Permanent) or retries_done >= policy.max_retries:
-        reason = "permanent_failure" if isinstance(outcome, Permanent) else "retries_exhausted"
+        reason: Reason = (
+            "permanent_failure" if isinstance(outcome, Permanent) else "retries_exhausted"
+        )
         return Abandon(
-            DeadLetter(
-                reason=reason,
-                detail=f"{outcome.reason}: {outcome.detail} after {attempts} attempt(s)",
-                adapter=adapter,
-                dead_at=now,
+            dead_letter(
+                reason,
+                f"{outcome.reason}: {outcome.detail} after {attempts} attempt(s)",
                 origin=delivery.origin,
+                at=now,
+                adapter=adapter,
                 delivery=after,
             )
         )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .records import Trace
+from trace_stream.core.records import Trace
 
 ALLOWED_FIELDS: tuple[str, ...] = (
     "trade_id",

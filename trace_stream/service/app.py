@@ -19,27 +19,27 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
-from . import adapters
-from .adapters import transport
-from .adapters.base import Adapter, AdapterContext, BatchAdapter
-from .aio import AsyncRunner
-from .alerts import Alerter
-from .backlog import PROBE_SAMPLE, BacklogProbe
-from .breaker import Breaker
-from .consent import SignalTable
-from .deliverer import Deliverer
-from .errors import TraceStreamError
-from .health import Health
-from .ingest import Limits
-from .kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
-from .metrics import Metrics
-from .registry import Decoder, RegistryDecoder, input_decoder
-from .routing import RetryPolicy
-from .scheduler import Scheduler
-from .settings import Settings
-from .signals import STAGE as SIGNALS_STAGE
-from .signals import SignalFollower
-from .topics import Topics, layout
+from trace_stream import adapters
+from trace_stream.adapters import transport
+from trace_stream.adapters.base import Adapter, AdapterContext, BatchAdapter
+from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.codec.registry import Decoder, RegistryDecoder, input_decoder
+from trace_stream.core.errors import TraceStreamError
+from trace_stream.core.topics import Topics, layout
+from trace_stream.kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
+from trace_stream.pipeline.consent import SignalTable
+from trace_stream.pipeline.ingest import Limits
+from trace_stream.pipeline.routing import RetryPolicy
+from trace_stream.settings import Settings
+from trace_stream.stages.backlog import PROBE_SAMPLE, BacklogProbe
+from trace_stream.stages.deliver import Deliverer
+from trace_stream.stages.schedule import Scheduler
+from trace_stream.stages.signals import STAGE as SIGNALS_STAGE
+from trace_stream.stages.signals import SignalFollower
+from trace_stream.state.breaker import Breaker
+from trace_stream.telemetry.alerts import Alerter
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from . import codec
-from .errors import InvalidEvent
-from .kafka import TP, Reader, Stuck, bounded
-from .metrics import Metrics
-from .topics import Topics
+from trace_stream import codec
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.messages import TP
+from trace_stream.core.topics import Topics
+from trace_stream.kafka import Reader, Stuck, bounded
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .consent import InvalidSettings, SignalTable, Unreadable, parse
-from .errors import KafkaError
-from .health import Health
-from .kafka import TP, Follower, Message
-from .metrics import Metrics
+from trace_stream.codec.wire import parse_signal_settings
+from trace_stream.core.errors import KafkaError
+from trace_stream.core.messages import TP, Message
+from trace_stream.kafka import Follower
+from trace_stream.pipeline.consent import InvalidSettings, SignalTable, Unreadable
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,7 @@ class SignalFollower:
             self._records += 1
             where = f"{m.topic}[{m.partition}]@{m.offset}"
             try:
-                signal_id, entry = parse(m.key, m.value, where)
+                signal_id, entry = parse_signal_settings(m.key, m.value, where=where)
             except InvalidSettings as exc:
                 self._metrics.signal_settings_invalid.labels("no_key").inc()
                 log.warning("signal settings record ignored: %s", exc, extra={"at": where})

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
 
-from .kafka import TP
-from .records import TraceDelivery
+from trace_stream.core.messages import TP
+from trace_stream.core.records import TraceDelivery
 
 Item = tuple[int, TraceDelivery]
 

@@ -13,51 +13,24 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import codec
-from .health import Health
-from .ingest import DEFAULT_LIMITS, Limits, Schedule, Skip, plan
-from .kafka import Consumer, Message, OutRecord, TransactionAborted, TransactionalProducer
-from .logs import Tally
-from .metrics import Metrics
-from .records import DeadLetter, Origin, TraceDelivery
-from .redact import redacted_json
-from .registry import Decoder
-from .topics import Topics
+from trace_stream import codec
+from trace_stream.codec.registry import Decoder
+from trace_stream.codec.wire import dead_letter_record, delivery_record
+from trace_stream.core.dead_letters import dead_letter
+from trace_stream.core.messages import Message, OutRecord
+from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
+from trace_stream.core.topics import Topics
+from trace_stream.kafka import Consumer, TransactionAborted, TransactionalProducer
+from trace_stream.pipeline.ingest import DEFAULT_LIMITS, Limits, Schedule, Skip, plan
+from trace_stream.pipeline.redact import redacted_json
+from trace_stream.telemetry.health import Health
+from trace_stream.telemetry.logs import Tally
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event", "unprocessable"})
 STAGE = "schedule"
-
-
-def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
-    return OutRecord(
-        topic,
-        codec.encode_delivery(delivery),
-        key=delivery.trace.trade_id.encode(),
-        headers=[
-            ("trace.adapters", ",".join(delivery.adapters).encode()),
-            ("trace.attempt", str(delivery.attempt).encode()),
-        ],
-    )
-
-
-def dead_letter_record(topic: str, letter: DeadLetter, source: Origin) -> OutRecord:
-    """The dead letter with its reason, the trade.closed origin and the source record's
-    coordinates in headers, so it can be found without decoding."""
-    headers = [
-        ("trace.reason", letter.reason.encode()),
-        ("trace.origin.topic", letter.origin.topic.encode()),
-        ("trace.origin.partition", str(letter.origin.partition).encode()),
-        ("trace.origin.offset", str(letter.origin.offset).encode()),
-        ("trace.source.topic", source.topic.encode()),
-        ("trace.source.partition", str(source.partition).encode()),
-        ("trace.source.offset", str(source.offset).encode()),
-    ]
-    if letter.adapter:
-        headers.append(("trace.adapter", letter.adapter.encode()))
-    key = letter.delivery.trace.trade_id.encode() if letter.delivery else None
-    return OutRecord(topic, codec.encode_dead_letter(letter), key=key, headers=headers)
 
 
 class Scheduler:
@@ -155,11 +128,11 @@ class Scheduler:
         try:
             record = delivery_record(self._topics.delay, d)
         except Exception as exc:  # validation let through what Avro cannot hold
-            letter = DeadLetter(
-                reason="unprocessable",
-                detail=f"{type(exc).__name__} while encoding the delivery",
-                dead_at=self._clock(),
+            letter = dead_letter(
+                "unprocessable",
+                f"{type(exc).__name__} while encoding the delivery",
                 origin=d.origin,
+                at=self._clock(),
                 redacted=redacted_json(d.trace.model_dump()),
             )
             return self._dead_letter(letter, coords)

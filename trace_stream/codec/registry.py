@@ -27,9 +27,9 @@ import httpx
 from pydantic import SecretStr
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from . import codec
-from .errors import DependencyError, InvalidEvent
-from .settings import Settings
+from trace_stream import codec
+from trace_stream.core.errors import DependencyError, InvalidEvent
+from trace_stream.settings import Settings
 
 Decoder = Callable[[bytes], dict[str, Any]]
 MAGIC = 0

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from .kafka import TP
+from trace_stream.core.messages import TP
 
 
 class Due(Protocol):

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import fastavro
 from pydantic import BaseModel, ValidationError
 
-from .errors import InvalidEvent
-from .records import DeadLetter, TraceDelivery
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.records import DeadLetter, TraceDelivery
 
 SCHEMA_DIR_ENV = "TRACE_SCHEMA_DIR"
 
@@ -30,7 +30,7 @@ def schema_dir() -> Path:
         return Path(configured)
     # A wheel carries them as package data (see pyproject.toml). An editable install
     # maps the package onto the checkout, where they sit beside `trace_stream/`.
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     packaged = here / "schemas"
     return packaged if packaged.is_dir() else here.parent / "schemas"
 

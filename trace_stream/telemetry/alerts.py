@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import httpx
 
-from .aio import AsyncRunner
-from .metrics import Metrics
-from .records import DeadLetter
+from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.core.records import DeadLetter
+from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from .adapters.base import (
+from trace_stream.adapters.base import (
     Adapter,
     BatchAdapter,
     Outcome,
@@ -25,10 +25,9 @@ from .adapters.base import (
     TraceBatch,
     idempotency_key,
 )
-from .aio import AsyncRunner
-from .batching import Item
-from .kafka import TP
-from .metrics import Metrics
+from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.core.messages import TP
+from trace_stream.state.batching import Item
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +42,16 @@ class Work:
 
 class Poster:
     def __init__(
-        self, adapter: Adapter | BatchAdapter, runner: AsyncRunner, metrics: Metrics, timeout: float
+        self,
+        adapter: Adapter | BatchAdapter,
+        runner: AsyncRunner,
+        timeout: float,
+        observe: Callable[[float], None] = lambda seconds: None,
     ) -> None:
+        """`observe` is given each post's duration in seconds, success or not."""
         self.adapter = adapter
         self._runner = runner
-        self._duration = metrics.post_duration.labels(adapter.name)
+        self._observe = observe
         self._timeout = timeout
         self._posts: dict[concurrent.futures.Future[Outcome], Work] = {}
         # Decided once: a runtime-checkable Protocol check costs ~10 us per call.
@@ -96,7 +100,7 @@ class Poster:
             log.exception("adapter raised", extra={"adapter": self.adapter.name})
             return Retriable("unexpected", type(exc).__name__)
         finally:
-            self._duration.observe(time.perf_counter() - started)
+            self._observe(time.perf_counter() - started)
 
     async def _deliver(self, work: Work) -> Outcome:
         if self._batches:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeGuard
 
-from . import codec
-from .errors import DependencyError, InvalidEvent
-from .records import DeadLetter, Origin, TraceDelivery
-from .redact import redact, redacted_json
+from trace_stream.core.dead_letters import dead_letter
+from trace_stream.core.errors import DependencyError, InvalidEvent
+from trace_stream.core.reasons import Reason
+from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
+from trace_stream.pipeline.redact import redact, redacted_json
 
 SIDES = frozenset({"BUY", "SELL"})
 
@@ -163,7 +164,7 @@ def plan(
     enabled_adapters: frozenset[str],
     delay: timedelta,
     now: datetime,
-    decode: Callable[[bytes], dict[str, Any]] = codec.decode_trade_closed,
+    decode: Callable[[bytes], dict[str, Any]],
     limits: Limits = DEFAULT_LIMITS,
 ) -> Plan:
     """Decide the fate of one trade.closed message. Never raises for bad input; `decode`
@@ -198,8 +199,6 @@ def plan(
     return Schedule(delivery)
 
 
-def _reject(reason: str, detail: str, event: object, origin: Origin, now: datetime) -> Reject:
+def _reject(reason: Reason, detail: str, event: object, origin: Origin, now: datetime) -> Reject:
     redacted = redacted_json(event) if event is not None else None
-    return Reject(
-        DeadLetter(reason=reason, detail=detail, dead_at=now, origin=origin, redacted=redacted)
-    )
+    return Reject(dead_letter(reason, detail, origin=origin, at=now, redacted=redacted))
