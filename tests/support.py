@@ -21,6 +21,7 @@ import pytest
 
 from trace_stream import codec
 from trace_stream.codec import avro, wire
+from trace_stream.core.clock import utc_now
 from trace_stream.core.messages import OutRecord
 from trace_stream.core.records import TraceDelivery
 from trace_stream.core.topics import TopicSpec, specs
@@ -195,7 +196,7 @@ def read_topics(
 
 @contextmanager
 def running(
-    settings: Settings, clock: Callable[[], datetime] = app.utc_now, **parts: Any
+    settings: Settings, clock: Callable[[], datetime] = utc_now, **parts: Any
 ) -> Iterator[app.Service]:
     """The real service, in-process, with any collaborator of `app.Service` replaced."""
     service = app.build(settings, clock=clock)

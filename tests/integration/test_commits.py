@@ -100,7 +100,7 @@ def settings(kafka_bootstrap: str, tracker: Tracker, monkeypatch: pytest.MonkeyP
 
 def loop_cpu_seconds() -> float:
     """CPU time of the webhook deliverer's thread (this process runs the service)."""
-    (thread,) = [t for t in threading.enumerate() if t.name == "deliver-webhook"]
+    (thread,) = [t for t in threading.enumerate() if t.name == "deliver.webhook"]
     fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1]
     utime, stime = fields.split()[11:13]
     return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")

@@ -17,11 +17,11 @@ from pydantic_settings import BaseSettings
 
 from trace_stream import adapters
 from trace_stream.adapters.base import AdapterContext
+from trace_stream.core.clock import utc_now
 from trace_stream.core.errors import TraceStreamError
 from trace_stream.core.topics import layout
 from trace_stream.ops import mask, probe, source
 from trace_stream.ops.probe import Result
-from trace_stream.service.app import utc_now
 from trace_stream.settings import Settings
 
 HELP = """\

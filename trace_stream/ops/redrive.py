@@ -8,13 +8,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from trace_stream.codec.wire import delivery_record
+from trace_stream.core.clock import utc_now
 from trace_stream.core.records import DeadLetter, TraceDelivery
 from trace_stream.core.topics import layout
 from trace_stream.kafka import Producer
 from trace_stream.ops import dead_letters, source
 from trace_stream.ops.dead_letters import Entry, Filter
 from trace_stream.ops.targets import targets
-from trace_stream.service.app import utc_now
 from trace_stream.settings import Settings
 
 HELP = """\

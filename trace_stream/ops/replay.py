@@ -12,6 +12,7 @@ from datetime import datetime
 
 from trace_stream.codec.registry import input_decoder
 from trace_stream.codec.wire import delivery_record
+from trace_stream.core.clock import utc_now
 from trace_stream.core.messages import Message
 from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.core.topics import layout
@@ -20,7 +21,6 @@ from trace_stream.ops import positions, source
 from trace_stream.ops.progress import Progress
 from trace_stream.ops.targets import targets
 from trace_stream.pipeline.ingest import Limits, Plan, Reject, Skip, plan
-from trace_stream.service.app import utc_now
 from trace_stream.settings import Settings
 
 FLUSH_EVERY = 10_000

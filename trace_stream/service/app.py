@@ -1,21 +1,21 @@
 """Composition: build the stages from settings and run them until stopped.
 
-Scheduler  (group <id>)                : trade.closed -> delay topic | dead letter
-Signals    (no group, every partition) : signal settings topic -> the consent table
-Deliverer  (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
-one per enabled adapter, each on its own thread, posts on one asyncio loop. The
-deliverers start once the consent table is loaded.
+    schedule          (group <id>)                : trade.closed -> delay topic | dead letter
+    signals           (no group, every partition) : signal settings topic -> the consent table
+    deliver.<adapter> (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
+    backlog           (reads, never joins)        : the queues' pending and due lag -> metrics
+
+One deliverer per enabled adapter, each on its own thread, posts on one asyncio loop.
+The deliverers start once the consent table is loaded. Adding a stage is its module
+and one line in `_stages`.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -24,30 +24,23 @@ from trace_stream.adapters import transport
 from trace_stream.adapters.base import Adapter, AdapterContext, BatchAdapter
 from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.codec.registry import Decoder, RegistryDecoder, input_decoder
-from trace_stream.core.errors import TraceStreamError
+from trace_stream.core.clock import Clock, utc_now
 from trace_stream.core.topics import Topics, layout
 from trace_stream.kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
 from trace_stream.pipeline.consent import SignalTable
 from trace_stream.pipeline.ingest import Limits
 from trace_stream.pipeline.routing import RetryPolicy
+from trace_stream.service.supervisor import Supervisor
 from trace_stream.settings import Settings
 from trace_stream.stages.backlog import PROBE_SAMPLE, BacklogProbe
 from trace_stream.stages.deliver import Deliverer
 from trace_stream.stages.schedule import Scheduler
-from trace_stream.stages.signals import STAGE as SIGNALS_STAGE
 from trace_stream.stages.signals import SignalFollower
+from trace_stream.stages.stage import Stage
 from trace_stream.state.breaker import Breaker
 from trace_stream.telemetry.alerts import Alerter
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
-
-log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -58,53 +51,41 @@ class Service:
     producer_factory: Callable[..., TransactionalProducer] = TransactionalProducer
     """Called as (librdkafka config, transactional id, timeout=, recovery=, stop=)."""
     stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _errors: list[BaseException] = field(default_factory=list)
     _decoder: Decoder | None = None
 
     def __post_init__(self) -> None:
-        follows = [SIGNALS_STAGE] if self.settings.trace_signal_settings_topic else []
-        stages = [
-            "schedule",
-            *follows,
-            *(f"deliver.{name}" for name in self.settings.enabled_adapters),
-        ]
-        self.health = Health(stages)
+        self.health = Health()
         self.signals = SignalTable()
+        self.stages: list[Stage] = []
+        self._supervisor = Supervisor(self.stop)
 
     def start(self) -> None:
         """Wait for Kafka (until `stop`, or a KafkaError after the start-up timeout), build
         every stage, then run each on its own thread."""
         s = self.settings
-        topics = layout(s)
         self.runner = AsyncRunner()
         self.http = transport.http_client()
-        built = adapters.build(
+        self.adapters = adapters.build(
             s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
         )
-        self.adapters = built
         if not wait_for_brokers(
             s.kafka_config(), stop=self.stop, timeout=s.trace_startup_timeout_seconds
         ):
             return
+        self.stages = self._stages(layout(s))
+        self.health.watch(stage.name for stage in self.stages if stage.watched)
+        self.health.started()
+        for stage in self.stages:
+            self._supervisor.spawn(stage)
+
+    def _stages(self, topics: Topics) -> list[Stage]:
+        s = self.settings
         alerter = Alerter(
             self.metrics,
             self.runner,
             self.http,
             s.alert_webhook_url,
             min_interval=s.alert_min_interval_seconds,
-        )
-        scheduler = self._scheduler(topics)
-        deliverers = {
-            name: self._deliverer(topics, adapter, alerter) for name, adapter in built.items()
-        }
-        probe = BacklogProbe(
-            reader=Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
-            groups={name: self._group(name) for name in built},
-            topics=topics,
-            metrics=self.metrics,
-            clock=self.clock,
-            positions={name: d.read_positions for name, d in deliverers.items()},
         )
         follower = SignalFollower(
             topic=s.trace_signal_settings_topic or None,
@@ -114,32 +95,13 @@ class Service:
             health=self.health,
             timeout=s.trace_kafka_timeout_seconds,
         )
-        self.health.started()
-        self._spawn("scheduler", scheduler.run)
-        self._spawn("signals", follower.run)
-        refresh = functools.partial(
-            probe.run,
-            interval=s.trace_backlog_refresh_seconds,
-            bound=s.trace_kafka_timeout_seconds + 50,
-            renew=lambda: Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
-        )
-        self._spawn("backlog", refresh)
-        for name, deliverer in deliverers.items():
-            run = functools.partial(
-                self._deliver, deliverer, follower.loaded, s.trace_shutdown_timeout_seconds
-            )
-            self._spawn(f"deliver-{name}", run)
-
-    def _deliver(
-        self, deliverer: Deliverer, loaded: threading.Event, timeout: float, stop: threading.Event
-    ) -> None:
-        """Run a deliverer once the consent table is loaded: no post before the table
-        can say whether consent still holds."""
-        while not loaded.wait(0.5):
-            if stop.is_set():
-                return
-            self.health.beat(deliverer.stage)
-        deliverer.run(stop, shutdown_timeout=timeout)
+        deliverers = [self._deliverer(topics, a, alerter) for a in self.adapters.values()]
+        return [
+            self._scheduler(topics),
+            follower,
+            self._backlog(topics, deliverers),
+            *(AfterLoaded(d, follower.loaded, self.health, s) for d in deliverers),
+        ]
 
     def _scheduler(self, topics: Topics) -> Scheduler:
         s = self.settings
@@ -193,6 +155,20 @@ class Service:
             consent=self.signals.decide,
         )
 
+    def _backlog(self, topics: Topics, deliverers: list[Deliverer]) -> BacklogProbe:
+        s = self.settings
+        return BacklogProbe(
+            reader=Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
+            groups={d.adapter.name: self._group(d.adapter.name) for d in deliverers},
+            topics=topics,
+            metrics=self.metrics,
+            clock=self.clock,
+            positions={d.adapter.name: d.read_positions for d in deliverers},
+            interval=s.trace_backlog_refresh_seconds,
+            bound=s.trace_kafka_timeout_seconds + 50,
+            renew=lambda: Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
+        )
+
     def _producer(self, transactional_id: str) -> TransactionalProducer:
         s = self.settings
         return self.producer_factory(
@@ -206,33 +182,13 @@ class Service:
     def _group(self, adapter: str) -> str:
         return f"{self.settings.trace_group_id}.deliver.{adapter}"
 
-    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        def guarded() -> None:
-            try:
-                target(self.stop)
-            except TraceStreamError as exc:  # a dependency failed: its message says what
-                log.error("stage stopped: %s", exc, extra={"stage": name})
-                self._errors.append(exc)
-                self.stop.set()
-            except BaseException as exc:
-                log.exception("stage crashed", extra={"stage": name})
-                self._errors.append(exc)
-                self.stop.set()
-
-        thread = threading.Thread(target=guarded, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
     def wait(self, timeout: float | None = None) -> None:
         self.stop.wait(timeout)
 
     def close(self, timeout: float = 30) -> None:
         """Stop every stage (they drain in-flight posts and commit), then release clients;
         waits `timeout` seconds in all for the stages."""
-        self.stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._supervisor.join(timeout)
         for adapter in getattr(self, "adapters", {}).values():
             self.runner.run(adapter.aclose(), timeout=5)
         self.runner.run(self.http.aclose(), timeout=5)
@@ -242,7 +198,30 @@ class Service:
 
     @property
     def failed(self) -> BaseException | None:
-        return self._errors[0] if self._errors else None
+        return self._supervisor.failed
+
+
+class AfterLoaded:
+    """A deliverer that starts once the consent table is loaded: no post before the
+    table can say whether consent still holds."""
+
+    watched = True
+
+    def __init__(
+        self, deliverer: Deliverer, loaded: threading.Event, health: Health, settings: Settings
+    ) -> None:
+        self._deliverer = deliverer
+        self._loaded = loaded
+        self._health = health
+        self._shutdown_timeout = settings.trace_shutdown_timeout_seconds
+        self.name = deliverer.stage
+
+    def run(self, stop: threading.Event) -> None:
+        while not self._loaded.wait(0.5):
+            if stop.is_set():
+                return
+            self._health.beat(self.name)
+        self._deliverer.run(stop, shutdown_timeout=self._shutdown_timeout)
 
 
 def build(

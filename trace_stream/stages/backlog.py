@@ -49,10 +49,18 @@ class BacklogProbe:
         clock: Callable[[], datetime],
         positions: Mapping[str, Callable[[], Mapping[TP, int]]] | None = None,
         sample: int = PROBE_SAMPLE,
+        interval: float = 15,
+        bound: float = 60,
+        renew: Callable[[], Reader] | None = None,
     ) -> None:
         """`groups` maps each adapter name to its deliverer's consumer group, `positions`
-        to a function giving its deliverer's next offset to read per partition."""
+        to a function giving its deliverer's next offset to read per partition. `run`
+        refreshes every `interval` seconds, each refresh bounded by `bound` seconds; a
+        reader whose call never returned is abandoned for a new one from `renew`."""
         self._reader = reader
+        self._interval = interval
+        self._bound = bound
+        self._renew = renew
         self._groups = dict(groups)
         self._positions = dict(positions or {})
         self._sample = sample
@@ -92,24 +100,19 @@ class BacklogProbe:
                 lag = max(lag, (now - delivery.due_at).total_seconds())
         return lag
 
-    def run(
-        self,
-        stop: threading.Event,
-        interval: float,
-        bound: float = 60,
-        renew: Callable[[], Reader] | None = None,
-    ) -> None:
-        """Refresh every `interval` seconds, each refresh bounded by `bound` seconds; a
-        reader whose call never returned is abandoned for a new one from `renew`."""
+    name = "backlog"
+    watched = False  # a metric gap never makes the service unready
+
+    def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                bounded(self.refresh, bound, "backlog refresh")
+                bounded(self.refresh, self._bound, "backlog refresh")
             except Stuck:
                 log.warning("backlog probe stuck, renewing its Kafka client")
-                if renew is not None:
-                    self._reader = renew()
+                if self._renew is not None:
+                    self._reader = self._renew()
             except Exception as exc:  # a metric gap must never stop delivery
                 log.warning("backlog probe failed", extra={"error": type(exc).__name__})
-            stop.wait(interval)
+            stop.wait(self._interval)
         with contextlib.suppress(Exception):
             bounded(self._reader.close, 5, "close")

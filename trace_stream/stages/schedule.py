@@ -34,6 +34,9 @@ STAGE = "schedule"
 
 
 class Scheduler:
+    name = STAGE
+    watched = True
+
     def __init__(
         self,
         *,

@@ -46,6 +46,8 @@ _FATAL = {"TOPIC_AUTHORIZATION_FAILED", "_FATAL"}
 
 
 class SignalFollower:
+    name = STAGE
+
     def __init__(
         self,
         *,
@@ -68,6 +70,11 @@ class SignalFollower:
         self._recheck = recheck
         self._retry_every = retry_every
         self._records = 0
+
+    @property
+    def watched(self) -> bool:
+        """Without a topic there is nothing to load: not a stage to wait for."""
+        return bool(self.topic)
 
     def run(self, stop: threading.Event) -> None:
         if not self.topic:  # not a stage then: nothing to beat or join

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 class Health:
     def __init__(
         self,
-        stages: Iterable[str],
+        stages: Iterable[str] = (),
         stale_after: float = 60,
         ready_within: float = 15,
         clock: Callable[[], float] = time.monotonic,
@@ -37,6 +37,12 @@ class Health:
         self._cut_off: set[str] = set()
         self._started = False
         self._lock = threading.Lock()
+
+    def watch(self, stages: Iterable[str]) -> None:
+        """Add stages to wait for (before `started`: until then nothing is ready)."""
+        with self._lock:
+            now = self._clock()
+            self._beats.update(dict.fromkeys(stages, now))
 
     def started(self) -> None:
         """The stages run: from now on their loops must come round. Before, the service
