@@ -26,7 +26,8 @@ Reason = Literal[
 class About:
     """What a reason means, where it comes from, and what an operator does about it."""
 
-    stage: Literal["schedule", "deliver"]
+    stage: str
+    """The stage that writes it."""
     meaning: str
     redrivable: bool
     action: str
@@ -34,7 +35,7 @@ class About:
 
 REASONS: dict[Reason, About] = {
     "undecodable": About(
-        "schedule",
+        "schedule, deliver",
         "a trade.closed record (or a delivery record) that is not the expected Avro",
         False,
         "fix the producer and publish the event again",

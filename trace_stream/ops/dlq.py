@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import textwrap
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from trace_stream.core.reasons import REASONS
 from trace_stream.ops import dead_letters, redrive
 from trace_stream.ops.dead_letters import Entry, Filter
 from trace_stream.settings import Settings
@@ -16,8 +18,7 @@ LIST_HELP = """\
 Read the dead-letter topic from the beginning to its current end and print the
 newest dead letters (after filtering), oldest first: partition:offset, when it was
 dead-lettered, reason, adapter, trade id, attempts and the last error.
-Reasons: permanent_failure, retries_exhausted (abandoned deliveries), invalid_event,
-undecodable (bad input events).
+Reasons (`trace-stream dlq reasons` says what each means and what to do):
 """
 
 COLUMNS = ("partition:offset", "dead_at", "reason", "adapter", "trade", "attempts", "last detail")
@@ -29,11 +30,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="list dead letters, or redrive abandoned deliveries",
         description="Inspect the dead-letter topic and redrive abandoned deliveries.",
     )
-    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="{list,redrive}")
+    actions = dlq.add_subparsers(
+        dest="dlq_command", required=True, metavar="{list,redrive,reasons}"
+    )
     lst = actions.add_parser(
         "list",
         help="print the newest dead letters as a table",
-        description=LIST_HELP,
+        description=LIST_HELP + textwrap.indent(textwrap.fill(", ".join(REASONS)), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _filters(lst)
@@ -46,11 +49,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     lst.set_defaults(func=list_letters)
     redrive.register(actions, _filters)
+    actions.add_parser(
+        "reasons",
+        help="what each dead-letter reason means and what to do about it",
+        description="Print every dead-letter reason: the stage that writes it, whether "
+        "`dlq redrive` can send it again, what it means and what to do.",
+    ).set_defaults(func=print_reasons)
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", metavar="NAME", help="only dead letters of this adapter")
-    p.add_argument("--reason", metavar="REASON", help="only this reason, e.g. permanent_failure")
+    p.add_argument(
+        "--reason",
+        metavar="REASON",
+        choices=REASONS,
+        help="only this reason, e.g. permanent_failure (see: dlq reasons)",
+    )
 
 
 def _count(text: str) -> int:
@@ -113,4 +127,24 @@ def table(rows: list[tuple[str, ...]]) -> list[str]:
     return [
         "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]])
         for r in [COLUMNS, *rows]
+    ]
+
+
+def print_reasons(_settings: Settings, _args: argparse.Namespace) -> int:
+    for line in reasons_table():
+        print(line)
+    return 0
+
+
+def reasons_table() -> list[str]:
+    """The reasons as a Markdown table (the docs hold this table; a test compares)."""
+    rows = [
+        f"| `{name}` | {about.stage} | {'yes' if about.redrivable else 'no'} | "
+        f"{about.meaning} | {about.action} |"
+        for name, about in REASONS.items()
+    ]
+    return [
+        "| reason | stage | redrive | meaning | what to do |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
     ]

@@ -18,6 +18,7 @@ from trace_stream.codec.registry import Decoder
 from trace_stream.codec.wire import dead_letter_record, delivery_record
 from trace_stream.core.dead_letters import dead_letter
 from trace_stream.core.messages import Message, OutRecord
+from trace_stream.core.reasons import REASONS
 from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
 from trace_stream.core.topics import Topics
 from trace_stream.kafka import Consumer, TransactionAborted, TransactionalProducer
@@ -29,7 +30,7 @@ from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_OUTCOMES = frozenset({"undecodable", "invalid_event", "unprocessable"})
+DEAD_LETTER_OUTCOMES = frozenset(r for r, about in REASONS.items() if "schedule" in about.stage)
 STAGE = "schedule"
 
 
