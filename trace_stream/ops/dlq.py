@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import textwrap
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from trace_stream.core.clock import Clock, utc_now
+from trace_stream.core.errors import TraceStreamError
 from trace_stream.core.reasons import REASONS
 from trace_stream.ops import dead_letters, redrive
-from trace_stream.ops.dead_letters import Entry, Filter
+from trace_stream.ops.dead_letters import Entry, Filter, add_filters, at_offset, chosen
 from trace_stream.settings import Settings
 
 LIST_HELP = """\
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Inspect the dead-letter topic and redrive abandoned deliveries.",
     )
     actions = dlq.add_subparsers(
-        dest="dlq_command", required=True, metavar="{list,redrive,reasons}"
+        dest="dlq_command", required=True, metavar="{list,show,stats,redrive,reasons}"
     )
     lst = actions.add_parser(
         "list",
@@ -39,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=LIST_HELP + textwrap.indent(textwrap.fill(", ".join(REASONS)), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _filters(lst)
+    add_filters(lst)
     lst.add_argument(
         "--limit",
         type=_count,
@@ -47,8 +51,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="show the newest N after filtering (default 50, 0 for all)",
     )
+    _json(lst, "one JSON object per dead letter, in full, instead of the table")
     lst.set_defaults(func=list_letters)
-    redrive.register(actions, _filters)
+    show = actions.add_parser(
+        "show",
+        help="print one dead letter in full, as stored (JSON)",
+        description="Print the dead letter at PARTITION:OFFSET of the dead-letter topic "
+        "in full, as stored: reason, detail, adapter, origin, the delivery with every "
+        "attempt's error, or the allow-listed fields of an invalid event.",
+    )
+    show.add_argument("at", type=at_offset, metavar="P:OFFSET", help="e.g. 3:1200 (from dlq list)")
+    show.set_defaults(func=show_letter)
+    stats = actions.add_parser(
+        "stats",
+        help="count dead letters by reason, adapter and age",
+        description="Count the matching dead letters by reason, by adapter and by age "
+        "(since they were dead-lettered).",
+    )
+    add_filters(stats)
+    _json(stats, "the counts as one JSON object")
+    stats.set_defaults(func=count_letters)
+    redrive.register(actions)
     actions.add_parser(
         "reasons",
         help="what each dead-letter reason means and what to do about it",
@@ -57,30 +80,61 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ).set_defaults(func=print_reasons)
 
 
-def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--adapter", metavar="NAME", help="only dead letters of this adapter")
-    p.add_argument(
-        "--reason",
-        metavar="REASON",
-        choices=REASONS,
-        help="only this reason, e.g. permanent_failure (see: dlq reasons)",
-    )
-
-
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
     return int(text)
 
 
+def _json(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=what)
+
+
 def list_letters(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the table and a count line; exit 0 (also when nothing matched)."""
-    counter = _Counted(dead_letters.read(settings, Filter(args.adapter, args.reason)))
+    """Print the table and a count line (or JSON lines); exit 0, also when nothing
+    matched."""
+    counter = _Counted(dead_letters.read(settings, chosen(args)))
     newest = heapq.nlargest(args.limit, counter, key=_age) if args.limit else list(counter)
     shown = sorted(newest, key=_age)
+    if args.json:
+        for e in shown:
+            print(json.dumps(e.as_json(), sort_keys=True))
+        return 0
     for line in table([row(e) for e in shown]):
         print(line)
     print(f"dlq: {len(shown)} shown of {counter.n} matching")
+    return 0
+
+
+def show_letter(settings: Settings, args: argparse.Namespace) -> int:
+    """The record as JSON; exit 1 with one line when there is none at that place."""
+    found = list(dead_letters.read(settings, Filter(at=args.at)))
+    if not found:
+        raise TraceStreamError(f"dlq show: no dead letter at {args.at[0]}:{args.at[1]}")
+    print(json.dumps(found[0].as_json(), indent=2, sort_keys=True))
+    return 0
+
+
+AGES = ((3600, "under 1h"), (86_400, "1h to 1d"), (7 * 86_400, "1d to 7d"))
+
+
+def count_letters(settings: Settings, args: argparse.Namespace, clock: Clock = utc_now) -> int:
+    """Counts by reason, adapter and age, most first; exit 0."""
+    now = clock()
+    by: dict[str, Counter[str]] = {"reason": Counter(), "adapter": Counter(), "age": Counter()}
+    for e in dead_letters.read(settings, chosen(args)):
+        by["reason"][e.letter.reason] += 1
+        by["adapter"][e.letter.adapter or "none"] += 1
+        age = (now - e.letter.dead_at).total_seconds()
+        by["age"][next((name for limit, name in AGES if age < limit), "over 7d")] += 1
+    total = by["reason"].total()
+    if args.json:
+        print(json.dumps({"total": total, **{k: dict(v) for k, v in by.items()}}))
+        return 0
+    for name, counts in by.items():
+        for value, n in counts.most_common():
+            print(f"{name:<8} {value:<28} {n}")
+    print(f"dlq: {total} matching")
     return 0
 
 

@@ -13,7 +13,8 @@ from trace_stream.core.records import DeadLetter, TraceDelivery
 from trace_stream.core.topics import layout
 from trace_stream.kafka import Producer
 from trace_stream.ops import dead_letters, source
-from trace_stream.ops.dead_letters import Entry, Filter
+from trace_stream.ops.confirm import add_yes, confirm
+from trace_stream.ops.dead_letters import Entry, add_filters, chosen
 from trace_stream.ops.targets import targets
 from trace_stream.settings import Settings
 
@@ -30,20 +31,19 @@ post carries the same Idempotency-Key as before (stable per trade and adapter), 
 tracker that honours it records the trade once.
 """
 
-Adder = Callable[[argparse.ArgumentParser], None]
 
-
-def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], filters: Adder) -> None:
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser(
         "redrive",
         help="send abandoned deliveries back to the delay topic",
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    filters(p)
+    add_filters(p)
     p.add_argument(
         "--dry-run", action="store_true", help="print what would be redriven; write nothing"
     )
+    add_yes(p)
     p.set_defaults(func=run)
 
 
@@ -59,20 +59,24 @@ def again(letter: DeadLetter, now: datetime) -> TraceDelivery | None:
 
 
 def run(
-    settings: Settings, args: argparse.Namespace, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    args: argparse.Namespace,
+    clock: Callable[[], datetime] = utc_now,
 ) -> int:
     """Redrive and print one line per letter and a summary; exit 0."""
     if args.adapter:
         targets(settings, args.adapter)  # one-line error for an unknown or disabled adapter
     delay = layout(settings).delay
     source.require(settings, delay)
-    entries = list(dead_letters.read(settings, Filter(args.adapter, args.reason)))
+    entries = list(dead_letters.read(settings, chosen(args)))
+    now = clock()
+    planned = [(e, again(e.letter, now)) for e in entries]
+    outcomes = [_outcome(settings, e, delivery) for e, delivery in planned]
+    if not args.dry_run:
+        confirm("dlq redrive", outcomes.count("redriven"), yes=args.yes)
     producer = None if args.dry_run else Producer(source.quiet_config(settings))
     tally: Counter[str] = Counter()
-    now = clock()
-    for e in entries:
-        delivery = again(e.letter, now)
-        outcome = _outcome(settings, e, delivery)
+    for (e, delivery), outcome in zip(planned, outcomes, strict=True):
         tally[outcome] += 1
         if producer is not None and delivery is not None and outcome == "redriven":
             producer.produce(delivery_record(delay, delivery))

@@ -18,6 +18,7 @@ from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.core.topics import layout
 from trace_stream.kafka import Producer
 from trace_stream.ops import positions, source
+from trace_stream.ops.confirm import add_yes, confirm
 from trace_stream.ops.progress import Progress
 from trace_stream.ops.targets import targets
 from trace_stream.pipeline.ingest import Limits, Plan, Reject, Skip, plan
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print one line per trade that would be scheduled; write nothing",
     )
+    add_yes(p)
     p.set_defaults(func=run)
 
 
@@ -92,6 +94,9 @@ def run(
     source.require(settings, topics.input, *([] if args.dry_run else [topics.delay]))
     with source.reader(settings) as r:
         ranges = positions.ranges(r, topics.input, args.start, args.stop)
+        if not args.dry_run:
+            records = sum(max(0, end - start) for start, end in ranges.values())
+            confirm("replay", records, yes=args.yes)
         progress = source.progress_for(ranges, "replay")
         producer = None if args.dry_run else Producer(source.quiet_config(settings))
         sink = _Sink(topics.delay, producer, progress)
