@@ -27,7 +27,7 @@ registry: $(STAMP)  ## fetch Apicurio Registry (a real Schema Registry for the t
 
 setup: $(STAMP) kafka registry
 
-demo: setup  ## local broker + tracker + sample trades + the service; Ctrl-C to stop
+demo: $(STAMP) kafka  ## local broker + tracker + sample trades + the service; Ctrl-C to stop
 	$(PY) -m devenv.demo
 
 lint: $(STAMP)

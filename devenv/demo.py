@@ -17,10 +17,12 @@ from __future__ import annotations
 import signal
 import threading
 
-# First, before the slower imports: a Ctrl-C at any moment only asks the demo to stop.
+# First, before the slower imports: a Ctrl-C at any moment only asks the demo to stop,
+# and so do SIGTERM and a closed terminal (SIGHUP). A reader that goes away (`| tee`
+# interrupted) stops it too, at the next line it writes (see `_paint`).
 STOP = threading.Event()
-signal.signal(signal.SIGINT, lambda *_: STOP.set())
-signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_signum, lambda *_: STOP.set())
 
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -53,7 +55,13 @@ QUIET = {"log_level": 0}  # the demo's own clients: no librdkafka lines at all
 
 
 def _paint(code: str, tag: str, text: str) -> None:
-    print(f"\033[{code}m{tag}\033[0m {text}", flush=True)
+    try:
+        print(f"\033[{code}m{tag}\033[0m {text}", flush=True)
+    except (BrokenPipeError, ValueError):  # nobody reads any more: stop, write nothing
+        STOP.set()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def say(text: str) -> None:
@@ -102,7 +110,17 @@ class Story:
         self.due: dict[str, datetime] = {}
         self.lock = threading.Lock()
         self.ready = threading.Event()
+        self.withdrawn: set[str] = set()
+        self.closed_before: set[str] = set()
+        """Trades published before their signal's owner withdrew consent."""
         self._assigned = 0
+
+    def withdrawing(self, signal_id: str) -> None:
+        with self.lock:
+            self.withdrawn.add(signal_id)
+            self.closed_before.update(
+                t for t, trade in self.trades.items() if trade["signal_id"] == signal_id
+            )
 
     def decide(self, _path: str, body: bytes) -> Reply:
         """The tracker's script: T-0002 fails once, T-0004 is refused for good."""
@@ -171,9 +189,10 @@ class Story:
         if msg == "trade skipped":
             return f"an event was skipped ({e.get('reason')}): nothing about it is written"
         if msg == "not posted: consent withdrawn":
+            when = "after it closed" if trade_id in self.closed_before else "before it closed"
             return (
                 f"{trade_id} not posted: {e.get('signal_id')}'s owner withdrew consent "
-                "after it closed (checked before every attempt); nothing is dead-lettered"
+                f"{when} (checked before every attempt); nothing is dead-lettered"
             )
         if msg == "trace posted":
             return f"{trade_id} posted, attempt {e.get('attempt')} (was due {due})"
@@ -271,6 +290,8 @@ def main() -> int:
                 trade = sample_trade(n)
                 story.trades[str(trade["trade_id"])] = trade
                 opted = "opted in" if trade["tracing_opt_in"] else "NOT opted in: never posted"
+                if trade["tracing_opt_in"] and trade["signal_id"] in story.withdrawn:
+                    opted += f", but {trade['signal_id']}'s owner has withdrawn consent"
                 role = {
                     FAILS_ONCE: "; the tracker will fail it once",
                     REJECTED: "; the tracker will refuse it",
@@ -288,6 +309,7 @@ def main() -> int:
                 )
                 producer.flush()
                 if trade["trade_id"] == WITHDRAWN:
+                    story.withdrawing(str(trade["signal_id"]))
                     withdraw(producer, settings, str(trade["signal_id"]))
                 STOP.wait(INTERVAL)
             stopped_by_us = STOP.is_set()
@@ -300,6 +322,8 @@ def main() -> int:
             raise
         stopped_by_us = True
     finally:
+        if service is not None and service.poll() is None:  # an error or a closed pipe
+            service = _end(service)
         say("stopping the broker ...")
         kafka.stop()
     if service is not None and service.returncode not in (0, -signal.SIGTERM) and not stopped_by_us:

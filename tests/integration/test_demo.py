@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +22,26 @@ pytestmark = pytest.mark.kafka
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def marked(marker: str) -> set[int]:
+    """Live processes whose environment holds `marker` (the demo and all it started)."""
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() not in environ.read_bytes():
+                continue
+            state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if state != "Z":
+            found.add(int(environ.parent.name))
+    return found
+
+
 class Demo:
-    def __init__(self) -> None:
-        env = {**os.environ, "DEMO_INTERVAL_SECONDS": "1.5"}
+    def __init__(self, reader: list[str] | None = None) -> None:
+        """`reader`: a command the demo's output is piped into, instead of this test."""
+        self.marker = f"DEMO_TEST_{uuid.uuid4().hex}"
+        env = {**os.environ, "DEMO_INTERVAL_SECONDS": "1.5", self.marker: "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devenv.demo"],
             cwd=ROOT,
@@ -32,6 +51,11 @@ class Demo:
             text=True,
         )
         self.lines: list[str] = []
+        if reader is not None:
+            self.reader = subprocess.Popen(reader, stdin=self.proc.stdout, text=True)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()  # only the reader holds the pipe now
+            return
         assert self.proc.stdout is not None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -49,7 +73,11 @@ class Demo:
             time.sleep(0.05)
 
     def interrupt(self, within: float = 60) -> int:
-        self.proc.send_signal(signal.SIGINT)
+        return self.stop(signal.SIGINT, within)
+
+    def stop(self, signum: int, within: float = 60) -> int:
+        """Send `signum`; the exit code once the demo and the reading of its output end."""
+        self.proc.send_signal(signum)
         try:
             code = self.proc.wait(within)
         except subprocess.TimeoutExpired:
@@ -68,12 +96,42 @@ class Demo:
 def test_ctrl_c_during_broker_start_up_exits_0() -> None:
     demo = Demo()
     demo.wait_for(r"starting a single-node Apache Kafka broker", 20)
-    time.sleep(2.5)  # the broker is formatting or starting now
+    deadline = time.monotonic() + 30
+    while len(marked(demo.marker)) < 2:  # the demo and its broker (or the broker's tools)
+        assert time.monotonic() < deadline, "no broker process started"
+        time.sleep(0.05)
+    assert not any("broker on" in line for line in demo.lines), "the broker is up already"
     started = time.monotonic()
     assert demo.interrupt(within=20) == 0, demo.text
     assert time.monotonic() - started < 10
     assert "Traceback" not in demo.text
     assert demo.lines[-1].endswith("bye")
+    assert marked(demo.marker) == set(), "a process was left behind"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP"])
+def test_terminated_while_running_leaves_no_process(how: str) -> None:
+    demo = Demo()
+    demo.wait_for(r"\[service\] trace-stream running", 90)
+    assert len(marked(demo.marker)) >= 3, "expected the demo, its broker and its service"
+    assert demo.stop(getattr(signal, how)) == 0, demo.text
+    assert demo.lines[-1].endswith("bye"), demo.text
+    assert "Traceback" not in demo.text
+    assert marked(demo.marker) == set(), "a process was left behind"
+
+
+def test_a_reader_that_goes_away_stops_everything(tmp_path: Path) -> None:
+    """`make demo | tee` interrupted: the reader is gone, the demo's next line finds
+    the pipe closed, and it stops its service and broker."""
+    seen = tmp_path / "seen"
+    demo = Demo(reader=["sed", "-n", f"w {seen}\n/trace-stream running/q"])
+    assert demo.reader.wait(90) == 0
+    assert "trace-stream running" in seen.read_text()
+    assert demo.proc.wait(60) == 0
+    deadline = time.monotonic() + 10
+    while marked(demo.marker):
+        assert time.monotonic() < deadline, "a process was left behind"
+        time.sleep(0.1)
 
 
 def test_the_story_in_order_then_ctrl_c_exits_0() -> None:

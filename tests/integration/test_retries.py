@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +104,29 @@ def test_always_503_gives_six_attempts_one_dead_letter_one_alert(kafka_bootstrap
     assert len(alerts.requests()) == 1
     text = alerts.requests()[0].json()["text"]
     assert "T-down" in text and "webhook" in text and "6 attempt" in text
+
+
+@pytest.mark.parametrize("retries", [0, 2, 7])
+def test_the_retry_count_is_the_setting(kafka_bootstrap, webhook, retries):
+    """TRACE_RETRY_MAX_ATTEMPTS retries after the first post, then the dead letter;
+    retries past the last tier wait on the last tier again."""
+    webhook.default = Reply(503)
+    settings = make_settings(
+        kafka_bootstrap,
+        trace_delay_minutes=0,
+        trace_retry_schedule=FAST,
+        trace_retry_max_attempts=retries,
+    )
+    publish(settings, trade_event("T-down"))
+    with running(settings):
+        (letter,) = wait_for(dead_letters_when(settings, 1), timeout=60, what="the dead letter")
+    assert letter.reason == "retries_exhausted"
+    assert letter.delivery is not None and letter.delivery.attempt == retries + 1
+    assert len(webhook.requests()) == retries + 1
+    arrivals = [r.at for r in webhook.requests()]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    tiers = [0.3, 0.6, 0.9, 1.2, 1.5]
+    assert all(gap >= tiers[min(i, 4)] for i, gap in enumerate(gaps)), gaps
 
 
 def test_401_is_permanent_one_attempt(kafka_bootstrap, webhook, alerts):
