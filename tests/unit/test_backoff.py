@@ -56,7 +56,7 @@ def is_down(exc: BaseException) -> bool:
 
 def test_pauses_double_up_to_the_cap_and_each_is_told() -> None:
     clock = Clock()
-    said: list[tuple[int, str, float]] = []
+    said: list[tuple[int, str, float | None]] = []
     retrying = backoff(
         first=1.0,
         cap=10.0,
@@ -91,11 +91,21 @@ def test_a_failure_not_to_retry_is_raised_at_once() -> None:
 def test_the_last_pause_ends_at_the_deadline_where_the_last_attempt_fails() -> None:
     clock = Clock()
     at, call = failing(100, clock)
-    retrying = backoff(first=1.0, cap=10.0, retry_on=is_down, stop=clock, clock=clock, deadline=5)
+    said: list[float | None] = []
+    retrying = backoff(
+        first=1.0,
+        cap=10.0,
+        retry_on=is_down,
+        stop=clock,
+        clock=clock,
+        deadline=5,
+        said=lambda _, __, pause: said.append(pause),
+    )
     with pytest.raises(Down):
         retrying(call)
     assert clock.pauses == [1.0, 2.0, 2.0]  # the third cut from 4 to end at the deadline
     assert at == [0.0, 1.0, 3.0, 5.0]
+    assert said == [1.0, 2.0, 2.0, None], "every failed attempt is told, the last as such"
 
 
 def test_an_answer_at_the_deadline_is_taken() -> None:

@@ -13,8 +13,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from trace_stream.core.errors import TraceStreamError
 
-Said = Callable[[int, BaseException, float], None]
-"""Told before each pause: the attempt's number, its failure, the pause in seconds."""
+Said = Callable[[int, BaseException, float | None], None]
+"""Told after each failure that is retried unless the deadline has come: the attempt's
+number, its failure, and the pause in seconds before the next (None: the deadline
+has come, the failure is raised)."""
 
 
 class Stopped(TraceStreamError):
@@ -57,13 +59,13 @@ def backoff(
     def tell(state: RetryCallState) -> None:  # only failures are retried
         failure = state.outcome.exception() if state.outcome else None
         if said is not None and failure is not None:
-            said(state.attempt_number, failure, state.upcoming_sleep)
+            said(state.attempt_number, failure, None if past_deadline(state) else pause(state))
 
     return Retrying(
         sleep=sleep,
         wait=pause,
         stop=past_deadline,
         retry=retry_if_exception(retry_on),
-        before_sleep=tell,
+        after=tell,
         reraise=True,
     )

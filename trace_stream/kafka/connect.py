@@ -73,11 +73,11 @@ def wait_for_brokers(
         except KafkaException as exc:
             raise wrap(exc, "metadata") from None
 
-    def waiting(attempt: int, failure: BaseException, pause: float) -> None:
+    def waiting(attempt: int, failure: BaseException, pause: float | None) -> None:
         code = failure.code if isinstance(failure, KafkaError) else ""
-        log.warning(
-            "waiting for Kafka", extra={"attempt": attempt, "kafka_error": code, "retry_in": pause}
-        )
+        retry_in = None if pause is None else round(pause, 1)  # None: giving up
+        extra = {"attempt": attempt, "kafka_error": code, "retry_in": retry_in}
+        log.warning("waiting for Kafka", extra=extra)
 
     retrying = backoff(
         first=1.0,

@@ -173,7 +173,7 @@ class SignalFollower:
             self._health.beat(STAGE)
             return call()
 
-        def again(attempt: int, failure: BaseException, pause: float) -> None:
+        def again(attempt: int, failure: BaseException, pause: float | None) -> None:
             log.warning("signal settings: Kafka did not answer, asking again: %s", failure)
 
         every = self._retry_every
