@@ -14,9 +14,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from trace_stream.core.errors import TraceStreamError
 
 Said = Callable[[int, BaseException, float | None], None]
-"""Told after each failure that is retried unless the deadline has come: the attempt's
-number, its failure, and the pause in seconds before the next (None: the deadline
-has come, the failure is raised)."""
+"""Told after each failure `retry_on` accepts: the attempt's number, the failure, and
+the pause in seconds before the next attempt, or None when the deadline has come and
+the failure is raised."""
 
 
 class Stopped(TraceStreamError):
