@@ -21,7 +21,7 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from trace_stream import ops
+from trace_stream import config_errors, ops
 from trace_stream.core import topics
 from trace_stream.core.errors import ConfigError, KafkaError, TraceStreamError
 from trace_stream.kafka import Admin
@@ -223,7 +223,9 @@ def _check_kafka_config(settings: Settings) -> None:
         why = refusal(_config(settings, consumer), consumer=consumer)
         if why is not None:
             base_ok = refusal(_config(without_extra, consumer), consumer=consumer) is None
-            raise settings.kafka_config_error(why, from_extra=base_ok)
+            raise config_errors.kafka_refused(
+                why, settings.kafka_config(), settings.kafka_security_protocol, from_extra=base_ok
+            )
 
 
 def _config(settings: Settings, consumer: bool) -> dict[str, Any]:

@@ -2,58 +2,72 @@
 
 Nothing else builds a librdkafka dict by hand. Invalid settings fail at start with
 a ConfigError that names the environment variable to fix, in one line that never
-holds a secret value; `kafka_config_error` words librdkafka's refusal of the rendered
-dict the same way (the check itself needs a client: `kafka.connect.refusal`).
+holds a secret value (`config_errors` words them, and librdkafka's refusal of the
+rendered dict). Values are typed and parsed once, at validation: durations are
+timedeltas (tuples of them for a schedule) read from the text forms of
+`core.durations`; the adapter list is a tuple.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from trace_stream.core.errors import ConfigError
+from trace_stream import config_errors
+from trace_stream.core.durations import (
+    format_duration,
+    format_schedule,
+    parse_duration,
+    parse_schedule,
+)
 
-DEFAULT_RETRY_SCHEDULE = "5s,30s,5m,30m,1h"
 CONSUMER_READ_AHEAD_KIB = 8192
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DEFAULT_RETRY_SCHEDULE = parse_schedule("5s,30s,5m,30m,1h")
+"""The retry tiers when TRACE_RETRY_SCHEDULE is unset, at TRACE_RETRY_BACKOFF_BASE=5."""
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.I)
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,200}")
-SECRET_NAME = re.compile(
-    r"pass|secret|token|credential|private|api[._-]?key|\.pem$|oauthbearer\.config", re.I
-)
-"""A setting whose name matches holds a secret: its value is never printed."""
 
 
-def parse_duration(text: str) -> timedelta:
-    """'5s', '30m', '1h30m', '250ms' -> timedelta."""
-    text = text.strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r} is not a duration like 5s, 30m, 1h or 250ms")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+def _parsed(parse: Callable[[str], object]) -> BeforeValidator:
+    """Text (the environment) is parsed; a value given already typed is taken as is."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
 
 
-def format_duration(delay: timedelta) -> str:
-    """Compact, topic-name-safe form: 5s, 30m, 1h, 1m30s, 250ms."""
-    ms = round(delay.total_seconds() * 1000)
-    out = ""
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
-            out += f"{ms // size}{unit}"
-            ms %= size
-    return out or "0ms"
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError("name at least one adapter")
+    return names
+
+
+# Each type is read from its text form and written back to it (`model_dump`), which
+# is also how `check-config` prints it. NoDecode: comma-separated text, not JSON.
+Duration = Annotated[timedelta, _parsed(parse_duration), PlainSerializer(format_duration)]
+Schedule = Annotated[
+    tuple[timedelta, ...], NoDecode, _parsed(parse_schedule), PlainSerializer(format_schedule)
+]
+Names = Annotated[tuple[str, ...], NoDecode, _parsed(_names), PlainSerializer(",".join)]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    _delay: timedelta = PrivateAttr()
+    _retry_tiers: tuple[timedelta, ...] = PrivateAttr()
 
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -97,8 +111,9 @@ class Settings(BaseSettings):
     )
 
     trace_delay_minutes: float = Field(default=5, ge=0, le=10_080, description="a week at most")
-    trace_max_clock_skew: str = Field(
-        default="5m", description="how far in the future a closed_at or opened_at may be"
+    trace_max_clock_skew: Duration = Field(
+        default=timedelta(minutes=5),
+        description="how far in the future a closed_at or opened_at may be",
     )
     trace_earliest_close: datetime = Field(
         default=datetime(2000, 1, 1, tzinfo=UTC),
@@ -111,8 +126,9 @@ class Settings(BaseSettings):
     )
     trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")
     trace_retry_backoff_base: float = Field(default=5, gt=0)
-    trace_retry_schedule: str | None = None
-    trace_enabled_adapters: str = "webhook"
+    # NoDecode again: pydantic-settings looks for it outside the `| None` only.
+    trace_retry_schedule: Annotated[Schedule | None, NoDecode] = None
+    trace_enabled_adapters: Names = ("webhook",)
 
     trace_max_in_flight: int = Field(default=64, ge=1)
     trace_breaker_threshold: int = Field(
@@ -190,52 +206,34 @@ class Settings(BaseSettings):
             raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
 
-    @field_validator("trace_retry_schedule")
-    @classmethod
-    def _check_schedule(cls, value: str | None) -> str | None:
-        if value is not None:
-            [parse_duration(part) for part in value.split(",")]
-        return value
-
-    @field_validator("trace_max_clock_skew")
-    @classmethod
-    def _check_skew(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
     @field_validator("trace_earliest_close")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    @field_validator("trace_enabled_adapters")
-    @classmethod
-    def _check_adapters(cls, value: str) -> str:
-        if not [a for a in value.split(",") if a.strip()]:
-            raise ValueError("name at least one adapter")
-        return value
+    def model_post_init(self, context: Any, /) -> None:
+        # Derived once, here; model_copy(update=...) does not derive them again.
+        self._delay = timedelta(minutes=self.trace_delay_minutes)
+        scale = self.trace_retry_backoff_base / 5
+        default = tuple(tier * scale for tier in DEFAULT_RETRY_SCHEDULE)
+        self._retry_tiers = self.trace_retry_schedule or default
 
     @property
     def delay(self) -> timedelta:
-        return timedelta(minutes=self.trace_delay_minutes)
+        return self._delay
 
     @property
     def max_clock_skew(self) -> timedelta:
-        return parse_duration(self.trace_max_clock_skew)
+        return self.trace_max_clock_skew
 
     @property
     def enabled_adapters(self) -> tuple[str, ...]:
-        return tuple(
-            dict.fromkeys(a.strip() for a in self.trace_enabled_adapters.split(",") if a.strip())
-        )
+        return self.trace_enabled_adapters
 
     @property
     def retry_tiers(self) -> tuple[timedelta, ...]:
         """TRACE_RETRY_SCHEDULE as given, else the default scaled by BACKOFF_BASE / 5."""
-        if self.trace_retry_schedule:
-            return tuple(parse_duration(p) for p in self.trace_retry_schedule.split(","))
-        scale = self.trace_retry_backoff_base / 5
-        return tuple(parse_duration(p) * scale for p in DEFAULT_RETRY_SCHEDULE.split(","))
+        return self._retry_tiers
 
     def consumer_config(self, group_id: str, offset_reset: str) -> dict[str, Any]:
         return {
@@ -266,36 +264,6 @@ class Settings(BaseSettings):
         config.update(self.kafka_extra_config)
         return config
 
-    def kafka_config_error(self, refusal: str, *, from_extra: bool) -> ConfigError:
-        """librdkafka's refusal of the rendered config as one line naming what to fix:
-        KAFKA_EXTRA_CONFIG when the config without it is accepted (`from_extra`), else
-        the KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* settings. Values of secret
-        settings are masked wherever librdkafka quoted them."""
-        detail = " ".join(refusal.split())
-        for prefix in ("Failed to create consumer: ", "Failed to create producer: "):
-            detail = detail.removeprefix(prefix)
-        for key, value in self.kafka_config().items():
-            if SECRET_NAME.search(key) and str(value):
-                alone = rf"(?<![A-Za-z0-9]){re.escape(str(value))}(?![A-Za-z0-9])"
-                detail = re.sub(alone, "***", detail)
-        protocol = f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
-        mechanism = self.kafka_config().get("sasl.mechanism")
-        if from_extra:
-            where = "KAFKA_EXTRA_CONFIG"
-        elif "SASL mechanism" in detail and not mechanism:
-            return ConfigError(
-                f"invalid configuration: KAFKA_SASL_MECHANISM: required with {protocol}: "
-                "set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (librdkafka's "
-                "default, GSSAPI, is not in this build)"
-            )
-        elif "sasl.username" in detail or "sasl.password" in detail:
-            where = f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (with {protocol})"
-        elif "SASL mechanism" in detail:
-            where = f"KAFKA_SASL_MECHANISM (with {protocol})"
-        else:
-            where = f"{protocol} or the KAFKA_SASL_* settings"
-        return ConfigError(f"invalid configuration: {where}: librdkafka refused it: {detail}")
-
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -306,29 +274,7 @@ def load(model: type[S], **overrides: Any) -> S:
     prefix = str(model.model_config.get("env_prefix", ""))
     try:
         return model(**overrides)
-    except SettingsError as exc:  # a complex value (a JSON object) that is not JSON
-        raise ConfigError(f"invalid configuration: {_unparsed(exc, prefix)}") from None
+    except SettingsError as exc:
+        raise config_errors.unparsed(exc, prefix) from None
     except ValidationError as exc:
-        lines = [
-            f"{_variable(prefix, err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
-
-
-def _variable(prefix: str, loc: tuple[int | str, ...]) -> str:
-    """The environment variable of an error's location, with a key inside it if any:
-    `KAFKA_EXTRA_CONFIG[acks]`."""
-    name = (prefix + str(loc[0])).upper() if loc else "settings"
-    return name + "".join(f"[{part}]" for part in loc[1:])
-
-
-def _unparsed(exc: SettingsError, prefix: str) -> str:
-    found = re.search(r'field "(\w+)"', str(exc))
-    name = (prefix + found.group(1)).upper() if found else "a setting"
-    cause = exc.__cause__
-    if isinstance(cause, json.JSONDecodeError):
-        # The position only: the message quotes no part of the value.
-        why = f"{cause.msg} at character {cause.pos}"
-        return f'{name}: not valid JSON ({why}); expected an object like {{"key": "value"}}'
-    return f"{name}: cannot be parsed ({type(cause).__name__ if cause else 'unknown error'})"
+        raise config_errors.invalid(exc, prefix) from None

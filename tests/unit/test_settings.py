@@ -4,9 +4,11 @@ from datetime import timedelta
 
 import pytest
 
+from trace_stream.core.durations import format_duration, parse_duration
 from trace_stream.core.errors import ConfigError
 from trace_stream.core.topics import layout
-from trace_stream.settings import Settings, format_duration, load, parse_duration
+from trace_stream.ops.mask import env_lines
+from trace_stream.settings import DEFAULT_RETRY_SCHEDULE, Settings, load
 
 
 def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +109,55 @@ def test_consumers_read_ahead_8_mib_unless_told_otherwise() -> None:
     assert config["queued.max.messages.kbytes"] == 8192
     told = Settings(kafka_extra_config={"queued.max.messages.kbytes": "65536"})
     assert told.consumer_config("g", "earliest")["queued.max.messages.kbytes"] == "65536"
+
+
+def test_durations_are_typed_and_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_MAX_CLOCK_SKEW", "1h30m")
+    monkeypatch.setenv("TRACE_RETRY_SCHEDULE", "250ms,5s,30s,5m,30m,1h")
+    monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "webhook, file,webhook")
+    s = load(Settings)
+    assert s.trace_max_clock_skew == timedelta(hours=1, minutes=30)
+    assert s.retry_tiers[:2] == (timedelta(milliseconds=250), timedelta(seconds=5))
+    assert s.enabled_adapters == ("webhook", "file")
+    for name in ("delay", "max_clock_skew", "retry_tiers", "enabled_adapters"):
+        assert getattr(s, name) is getattr(s, name), f"{name} is built again on each access"
+    monkeypatch.delenv("TRACE_RETRY_SCHEDULE")
+    assert load(Settings).retry_tiers == DEFAULT_RETRY_SCHEDULE
+
+
+def test_typed_values_print_and_round_trip_as_their_environment_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACE_MAX_CLOCK_SKEW", "250ms")
+    monkeypatch.setenv("TRACE_RETRY_SCHEDULE", "5s,1m30s")
+    monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "webhook,file")
+    s = load(Settings)
+    shown = dict(env_lines(s))
+    assert shown["TRACE_MAX_CLOCK_SKEW"] == "250ms"  # not 0:00:00.250000
+    assert shown["TRACE_RETRY_SCHEDULE"] == "5s,1m30s"
+    assert shown["TRACE_ENABLED_ADAPTERS"] == "webhook,file"
+    assert dict(env_lines(Settings(trace_retry_schedule=None)))["TRACE_RETRY_SCHEDULE"] == "(unset)"
+    again = Settings(**{k: v for k, v in s.model_dump().items() if v is not None})
+    assert (again.max_clock_skew, again.retry_tiers) == (s.max_clock_skew, s.retry_tiers)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("TRACE_MAX_CLOCK_SKEW", "300"),
+        ("TRACE_MAX_CLOCK_SKEW", "5 minutes"),
+        ("TRACE_MAX_CLOCK_SKEW", ""),
+        ("TRACE_RETRY_SCHEDULE", ""),
+        ("TRACE_RETRY_SCHEDULE", "5s,,1m"),
+        ("TRACE_RETRY_SCHEDULE", '["5s"]'),
+    ],
+)
+def test_bad_durations_are_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load(Settings)
+    text = str(info.value)
+    assert text.startswith(f"invalid configuration: {var}: ") and "\n" not in text
+    assert "is not a duration like 5s, 30m, 1h or 250ms" in text

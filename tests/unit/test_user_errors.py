@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from trace_stream import cli
+from trace_stream import cli, config_errors
 from trace_stream.core.errors import ConfigError
 from trace_stream.kafka.connect import refusal
 from trace_stream.settings import Settings, load
@@ -112,8 +112,9 @@ def test_secret_values_are_masked_in_refusals() -> None:
         kafka_sasl_password="canary-pw",
         kafka_extra_config={"ssl.key.password": "p"},
     )
-    error = s.kafka_config_error(
-        'Invalid value "canary-pw" for "x": p of provider', from_extra=True
+    refusal = 'Invalid value "canary-pw" for "x": p of provider'
+    error = config_errors.kafka_refused(
+        refusal, s.kafka_config(), s.kafka_security_protocol, from_extra=True
     )
     assert str(error) == (
         "invalid configuration: KAFKA_EXTRA_CONFIG: librdkafka refused it: "

@@ -9,9 +9,10 @@ have defaults, without breaking this consumer; added fields are dropped on read.
 Without a registry, messages are plain Avro in exactly the reader schema.
 
 A registry that is down is not the event's fault: fetches are retried with backoff
-(tenacity) and, if it stays down, the error stops the stage (the orchestrator
-restarts it) instead of dead-lettering good events. An id the registry does not
-know, or a writer schema that cannot be resolved, dead-letters that event.
+(`core.backoff`: 0.2 s doubling to 10 s, for `retry_for` seconds) and, if it stays
+down, the error stops the stage (the orchestrator restarts it) instead of
+dead-lettering good events. An id the registry does not know, or a writer schema
+that cannot be resolved, dead-letters that event.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import fastavro
 import httpx
 from pydantic import SecretStr
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from trace_stream import codec
+from trace_stream.core.backoff import backoff
 from trace_stream.core.errors import DependencyError, InvalidEvent
 from trace_stream.settings import Settings
 
@@ -37,6 +39,10 @@ MAGIC = 0
 
 class RegistryUnavailable(DependencyError):
     """The schema registry did not answer; retried, then fatal for the stage."""
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, RegistryUnavailable)
 
 
 class RegistryDecoder:
@@ -55,12 +61,7 @@ class RegistryDecoder:
         self._reader = codec.schema("trade_closed")
         self._writers: dict[int, Any] = {}
         self._lock = threading.Lock()
-        self._fetch = retry(
-            retry=retry_if_exception_type(RegistryUnavailable),
-            wait=wait_exponential(multiplier=0.2, max=10),
-            stop=stop_after_delay(retry_for),
-            reraise=True,
-        )(self._fetch_once)
+        self._retry_for = retry_for
 
     def __call__(self, data: bytes) -> dict[str, Any]:
         if len(data) < 5 or data[0] != MAGIC:
@@ -80,7 +81,9 @@ class RegistryDecoder:
     def _writer(self, schema_id: int) -> Any:
         with self._lock:
             if schema_id not in self._writers:
-                self._writers[schema_id] = self._fetch(schema_id)
+                deadline = time.monotonic() + self._retry_for
+                fetch = backoff(first=0.2, cap=10, retry_on=_unavailable, deadline=deadline)
+                self._writers[schema_id] = fetch(self._fetch_once, schema_id)
             return self._writers[schema_id]
 
     def _fetch_once(self, schema_id: int) -> Any:

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from trace_stream.settings import Settings, format_duration
+from trace_stream.core.durations import format_duration
+from trace_stream.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException
 
+from trace_stream.core.backoff import Stopped, backoff
 from trace_stream.core.errors import KafkaError
 from trace_stream.kafka.common import bounded, client_config, wrap
 
@@ -49,11 +50,14 @@ def wait_for_brokers(
     attempt_timeout: float = 5.0,
 ) -> bool:
     """Block until a broker answers a metadata request: True; False if `stop` was set
-    first; a KafkaError naming what to check after `timeout` seconds.
+    first; a KafkaError naming what to check after `timeout` seconds. Pauses between
+    attempts from 1 s doubling to 10 s.
 
     The probing client is silenced (librdkafka would print every refused connection);
     each attempt logs one line instead.
     """
+    if stop.is_set():
+        return False
     try:
         client = confluent_kafka.Consumer(
             {**client_config(config), "group.id": "trace-stream-startup", "log_level": 0}
@@ -61,35 +65,42 @@ def wait_for_brokers(
     except KafkaException as exc:  # refused config: `refusal` says so before start-up
         raise wrap(exc, "Kafka client") from None
     deadline = time.monotonic() + timeout
-    pause, attempt = 1.0, 0
+
+    def metadata() -> None:
+        wait = min(attempt_timeout, max(0.5, deadline - time.monotonic()))
+        try:
+            bounded(functools.partial(client.list_topics, timeout=wait), wait + 2, "metadata")
+        except KafkaException as exc:
+            raise wrap(exc, "metadata") from None
+
+    def waiting(attempt: int, failure: BaseException, pause: float | None) -> None:
+        code = failure.code if isinstance(failure, KafkaError) else ""
+        retry_in = None if pause is None else round(pause, 1)  # None: giving up
+        extra = {"attempt": attempt, "kafka_error": code, "retry_in": retry_in}
+        log.warning("waiting for Kafka", extra=extra)
+
+    retrying = backoff(
+        first=1.0,
+        cap=10.0,
+        retry_on=lambda exc: isinstance(exc, KafkaError),
+        stop=stop,
+        deadline=deadline,
+        said=waiting,
+    )
     try:
-        while not stop.is_set():
-            attempt += 1
-            wait = min(attempt_timeout, max(0.5, deadline - time.monotonic()))
-            try:
-                bounded(functools.partial(client.list_topics, timeout=wait), wait + 2, "metadata")
-                if attempt > 1:
-                    log.info("Kafka answers", extra={"attempt": attempt})
-                return True
-            except KafkaException as exc:
-                failure = wrap(exc, "metadata")
-            except KafkaError as exc:
-                failure = exc
-            left = deadline - time.monotonic()
-            log.warning(
-                "waiting for Kafka",
-                extra={"attempt": attempt, "kafka_error": failure.code, "retry_in": pause},
-            )
-            if left <= 0:
-                raise KafkaError(
-                    f"no Kafka broker at {config.get('bootstrap.servers')} answered within "
-                    f"{timeout:g}s ({failure.code or failure}): check KAFKA_BOOTSTRAP_SERVERS, "
-                    "KAFKA_SECURITY_PROTOCOL and that the brokers are up",
-                    failure.code,
-                )
-            stop.wait(min(pause, left))
-            pause = min(2 * pause, 10.0)
+        retrying(metadata)
+    except Stopped:
         return False
+    except KafkaError as failure:
+        raise KafkaError(
+            f"no Kafka broker at {config.get('bootstrap.servers')} answered within "
+            f"{timeout:g}s ({failure.code or failure}): check KAFKA_BOOTSTRAP_SERVERS, "
+            "KAFKA_SECURITY_PROTOCOL and that the brokers are up",
+            failure.code,
+        ) from None
     finally:
         with contextlib.suppress(KafkaError):
             bounded(client.close, 5, "close")
+    if (attempt := retrying.statistics["attempt_number"]) > 1:
+        log.info("Kafka answers", extra={"attempt": attempt})
+    return True

@@ -13,9 +13,11 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
+from trace_stream.core.backoff import Stopped, backoff
 from trace_stream.core.errors import KafkaError
 from trace_stream.core.messages import TP, OutRecord
 from trace_stream.kafka.common import (
+    Stuck,
     TransactionAborted,
     bounded,
     client_config,
@@ -29,6 +31,12 @@ log = logging.getLogger(__name__)
 _MARGIN = 2.0
 """Seconds our wall-time bound allows beyond the timeout given to librdkafka."""
 _FENCED = frozenset({"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"})
+
+
+def _init_again(exc: BaseException) -> bool:
+    """A retriable failure of init_transactions, but not Stuck: a client one of whose
+    calls never returned is not used again."""
+    return isinstance(exc, KafkaError) and exc.retriable and not isinstance(exc, Stuck)
 
 
 class TransactionalProducer:
@@ -70,22 +78,26 @@ class TransactionalProducer:
         """A new producer whose transactions are initialised, which fences any earlier
         one with this transactional id. A timed-out init is resumed on the same client
         (a fresh client per attempt would leave pending inits behind that complete later
-        and fence the one that succeeded), with backoff, until `deadline`."""
+        and fence the one that succeeded), pausing from 0.5 s doubling to 5 s, until
+        `deadline`."""
         producer = confluent_kafka.Producer(self._config)
         what = f"init_transactions of {self.transactional_id}"
-        pause = 0.5
-        while True:
+
+        def init() -> None:
             wait = min(self._timeout, max(1.0, deadline - time.monotonic()))
             try:
                 bounded(functools.partial(producer.init_transactions, wait), wait + _MARGIN, what)
-                return producer
             except KafkaException as exc:
-                failure = wrap(exc, what)
-            if not failure.retriable or time.monotonic() + pause >= deadline:
-                raise failure
-            if self._stop.wait(pause):
-                raise KafkaError(f"{what}: stopped while waiting for Kafka", failure.code)
-            pause = min(2 * pause, 5.0)
+                raise wrap(exc, what) from None
+
+        retrying = backoff(
+            first=0.5, cap=5.0, retry_on=_init_again, stop=self._stop, deadline=deadline
+        )
+        try:
+            retrying(init)
+        except Stopped:
+            raise KafkaError(f"{what}: stopped while waiting for Kafka") from None
+        return producer
 
     def commit(
         self, records: Sequence[OutRecord], offsets: Mapping[TP, int], group_metadata: Any

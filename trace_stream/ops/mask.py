@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from trace_stream.settings import SECRET_NAME
+from trace_stream.config_errors import SECRET_NAME
 
 MASK = "**********"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
@@ -48,12 +48,12 @@ def site(url: str) -> str:
 
 
 def env_lines(model: BaseSettings) -> list[tuple[str, str]]:
-    """(environment variable, printable value) for every field of a settings model."""
+    """(environment variable, printable value) for every field of a settings model,
+    each value in the form the environment gives it (its type's serializer: 5m for a
+    duration, not 0:05:00)."""
     prefix = str(model.model_config.get("env_prefix", ""))
-    return [
-        ((prefix + name).upper(), shown(name, getattr(model, name)))
-        for name in type(model).model_fields
-    ]
+    values = model.model_dump()
+    return [((prefix + name).upper(), shown(name, values[name])) for name in values]
 
 
 def config_lines(config: Mapping[str, object]) -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from trace_stream.codec.wire import parse_signal_settings
+from trace_stream.core.backoff import Stopped, backoff
 from trace_stream.core.errors import KafkaError
 from trace_stream.core.messages import TP, Message
 from trace_stream.kafka import Follower
@@ -43,6 +44,10 @@ STAGE = "signals"
 T = TypeVar("T")
 _FATAL = {"TOPIC_AUTHORIZATION_FAILED", "_FATAL"}
 """Errors asking again cannot cure: the principal may not read the topic."""
+
+
+def _curable(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaError) and exc.code not in _FATAL
 
 
 class SignalFollower:
@@ -168,16 +173,22 @@ class SignalFollower:
     def _ask(self, call: Callable[[], T], stop: threading.Event) -> T | None:
         """`call()`, asked again every `retry_every` seconds while Kafka does not
         answer (a broker restart must not stop the service); None once `stop` is set."""
-        while not stop.is_set():
+        if stop.is_set():
+            return None
+
+        def beat_and_call() -> T:
             self._health.beat(STAGE)
-            try:
-                return call()
-            except KafkaError as exc:
-                if exc.code in _FATAL:
-                    raise
-                log.warning("signal settings: Kafka did not answer, asking again: %s", exc)
-                stop.wait(self._retry_every)
-        return None
+            return call()
+
+        def again(attempt: int, failure: BaseException, pause: float | None) -> None:
+            log.warning("signal settings: Kafka did not answer, asking again: %s", failure)
+
+        every = self._retry_every
+        asking = backoff(first=every, cap=every, retry_on=_curable, stop=stop, said=again)
+        try:
+            return asking(beat_and_call)
+        except Stopped:
+            return None
 
     def _ready(self) -> None:
         self._health.joined(STAGE)
