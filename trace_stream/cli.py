@@ -21,8 +21,7 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from trace_stream import config_errors, ops
-from trace_stream.core import topics
+from trace_stream.core import config_errors, ops, topics
 from trace_stream.core.errors import ConfigError, KafkaError, TraceStreamError
 from trace_stream.kafka import Admin
 from trace_stream.kafka.connect import refusal

@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from trace_stream import config_errors
+from trace_stream.core import config_errors
 from trace_stream.core.durations import (
     format_duration,
     format_schedule,

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from trace_stream import cli, config_errors
+from trace_stream import cli
+from trace_stream.core import config_errors
 from trace_stream.core.errors import ConfigError
 from trace_stream.kafka.connect import refusal
 from trace_stream.settings import Settings, load

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from trace_stream.config_errors import SECRET_NAME
+from trace_stream.core.config_errors import SECRET_NAME
 
 MASK = "**********"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
