@@ -3,6 +3,8 @@ tenth of it is free, and the next read position of every partition."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from trace_stream.core.messages import TP, Message
 from trace_stream.state.intake import Intake, budget
 
@@ -15,10 +17,10 @@ class Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
 
-    def pause(self, tps: list[TP]) -> None:
+    def pause(self, tps: Iterable[TP]) -> None:
         self.calls.append(("pause", sorted(tps)))
 
-    def resume(self, tps: list[TP]) -> None:
+    def resume(self, tps: Iterable[TP]) -> None:
         self.calls.append(("resume", sorted(tps)))
 
     def seek(self, tp: TP, offset: int) -> None:
