@@ -13,9 +13,9 @@ A caller may rely on:
   partitions and run the effects (alerts), in that order;
 - an aborted transaction does none of that: `settle` returns True and the caller
   rewinds. Any other failure is the producer's, and `settle` raises it;
-- `stalled()` once the transaction has been under way for `STALLED` seconds (Kafka is
-  in trouble): the loop then starts no new post, as an abort means posting again all
-  that was posted since.
+- `stalled()` once the transaction has been under way more than `STALLED` seconds
+  (Kafka is in trouble): the loop then starts no new post, as an abort means posting
+  again all that was posted since.
 """
 
 from __future__ import annotations
