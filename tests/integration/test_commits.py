@@ -22,7 +22,7 @@ from trace_stream.adapters.posting import Poster, Work
 from trace_stream.core.topics import layout
 from trace_stream.kafka import Reader, TransactionalProducer
 from trace_stream.settings import Settings
-from trace_stream.stages import deliver
+from trace_stream.state import commits
 
 
 class GatedDeliveryCommits(TransactionalProducer):
@@ -123,7 +123,7 @@ def test_posts_go_on_while_a_transaction_waits(
 ) -> None:
     """More posts than are in flight (64) or fit in one commit interval: a loop that
     waited for its first transaction would stop short of them."""
-    monkeypatch.setattr(deliver, "STALLED", 120.0)  # the hold is the next test's
+    monkeypatch.setattr(commits, "STALLED", 120.0)  # the hold is the next test's
     n = 400
     with gated(settings, n):
         wait_for(
@@ -147,7 +147,7 @@ def test_a_stalled_transaction_holds_back_new_posts(
         assert since is not None
         # The hold starts STALLED after the transaction did (which is before `since`);
         # allow a loop pass that checked just before that to finish starting its posts.
-        hold = since + deliver.STALLED + 0.5
+        hold = since + commits.STALLED + 0.5
         wait_for(lambda: time.monotonic() > hold, timeout=30, what="the hold")
         cpu = loop_cpu_seconds()
         wait_for(lambda: time.monotonic() > hold + 3, timeout=30, what="3 s of the hold")

@@ -1,0 +1,199 @@
+"""How each record the deliverer reads ends, and what it leaves for the transaction.
+
+Every record read is finished in the offset tracker with the records its
+transaction produces and the effects to run once that transaction is through:
+
+    read, for another adapter           -> nothing (skipped)
+    read, unusable or due too far ahead -> a dead letter; counted once committed
+    posted                              -> no record; counted as pushed, lateness observed
+    failed, retries left                -> a delivery record on the tier's retry topic
+    failed for good                     -> a dead letter; counted and alerted once committed
+    consent withdrawn, adapter removed  -> no record; counted once committed, never retried
+    consent cannot be read              -> a dead letter (`signal_settings_unreadable`)
+
+Every post's outcome feeds the circuit breaker; when one opens it, an alert says until
+when. Logs and metrics hold ids and reasons, never a trace's content. A part of the
+deliver stage, not a stage: it runs on the deliverer's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from trace_stream import codec
+from trace_stream.codec import wire
+from trace_stream.codec.wire import dead_letter_record, delivery_record
+from trace_stream.core.dead_letters import dead_letter
+from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.messages import TP, Message
+from trace_stream.core.outcomes import Delivered, Outcome, Permanent
+from trace_stream.core.reasons import Reason
+from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
+from trace_stream.pipeline.consent import UNREADABLE, Decision, Post, Withdrawn
+from trace_stream.pipeline.routing import Abandon, Retry, RetryPolicy, route
+from trace_stream.state.breaker import Breaker
+from trace_stream.state.offsets import OffsetTracker
+from trace_stream.telemetry.alerts import Alerter
+from trace_stream.telemetry.logs import Tally
+from trace_stream.telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Finisher:
+    def __init__(
+        self,
+        adapter: str,
+        tracker: OffsetTracker,
+        *,
+        dead_letter_topic: str,
+        policy: RetryPolicy,
+        breaker: Breaker,
+        consent: Callable[[str, str], Decision] | None,
+        alerter: Alerter,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        max_ahead: timedelta,
+    ) -> None:
+        """`max_ahead`: no valid event's delivery is due further ahead than this."""
+        self._name = adapter
+        self._tracker = tracker
+        self._dlq = dead_letter_topic
+        self._policy = policy
+        self._breaker = breaker
+        self._consent = consent
+        self._alerter = alerter
+        self._metrics = metrics
+        self._clock = clock
+        self._max_ahead = max_ahead
+        self._tally = Tally(log, "posts in the last minute")  # posted, retried
+        self._pushed = metrics.pushed.labels(adapter)  # once per post: looked up once
+        self._lateness = metrics.lateness.labels(adapter)
+
+    def read(self, m: Message) -> TraceDelivery | None:
+        """The delivery in a record read, to hold until due; None when the record ends
+        here. Not finished: the caller starts its offset."""
+        targets = wire.targets(m)
+        if targets is not None and self._name not in targets:
+            self._tracker.skip(m.tp, m.offset)
+            return None
+        try:
+            delivery = codec.decode_delivery(m.value or b"")
+        except InvalidEvent as exc:
+            self._reject(m, exc.reason, exc.detail)
+            return None
+        if self._name not in delivery.adapters:
+            self._tracker.skip(m.tp, m.offset)
+            return None
+        if delivery.due_at > self._clock() + self._max_ahead:
+            self._reject(m, "due_out_of_range", f"due more than {self._max_ahead} ahead")
+            return None
+        return delivery
+
+    def allowed(self, tp: TP, offset: int, delivery: TraceDelivery) -> bool:
+        """Does consent still hold for this post? If not, finish the delivery here."""
+        if self._consent is None:
+            return True
+        decision = self._consent(delivery.trace.signal_id, self._name)
+        if isinstance(decision, Post):
+            return True
+        ctx = {
+            "signal_id": delivery.trace.signal_id,
+            "trade_id": delivery.trace.trade_id,
+            "adapter": self._name,
+            "attempt": delivery.attempt + 1,
+        }
+        if isinstance(decision, Withdrawn):
+            reason = decision.reason
+            log.info("not posted: %s", reason.replace("_", " "), extra=ctx)
+            count = self._metrics.withdrawn.labels(self._name, reason).inc
+            self._tracker.finish(tp, offset, [], [count])
+            return False
+        letter = dead_letter(
+            UNREADABLE,
+            f"consent cannot be checked: {decision.detail}",
+            origin=delivery.origin,
+            at=self._clock(),
+            adapter=self._name,
+            delivery=delivery.model_copy(update={"adapters": (self._name,)}),
+        )
+        log.warning("delivery dead-lettered", extra={**ctx, "reason": letter.reason})
+        self._abandon(tp, offset, letter)
+        return False
+
+    def settle(self, tp: TP, offset: int, delivery: TraceDelivery, outcome: Outcome) -> None:
+        """Finish a delivery whose post has this outcome."""
+        now = self._clock()
+        ctx = {
+            "trade_id": delivery.trace.trade_id,
+            "adapter": self._name,
+            "attempt": delivery.attempt + 1,
+            "topic": tp[0],
+            "partition": tp[1],
+            "offset": offset,
+        }
+        self._watch(outcome, now)
+        if isinstance(outcome, Delivered):
+            self._pushed.inc()
+            self._lateness.observe(max(0.0, (now - delivery.due_at).total_seconds()))
+            self._tally.add("posted")
+            log.debug("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
+        else:
+            self._metrics.failed.labels(self._name, outcome.reason).inc()
+            log.warning(
+                "post failed", extra={**ctx, "reason": outcome.reason, "detail": outcome.detail}
+            )
+        r = route(delivery, self._name, outcome, policy=self._policy, now=now)
+        if isinstance(r, Retry):
+            self._tally.add("retried")
+            due = r.delivery.due_at.isoformat()
+            log.debug("retry scheduled", extra={**ctx, "retry_topic": r.topic, "due_at": due})
+            self._tracker.finish(tp, offset, [delivery_record(r.topic, r.delivery)])
+        elif isinstance(r, Abandon):
+            self._abandon(tp, offset, r.letter)
+        else:
+            self._tracker.finish(tp, offset)
+
+    def report(self) -> None:
+        """Once a minute at most, how many were posted and retried."""
+        self._tally.report(adapter=self._name)
+
+    def _watch(self, outcome: Outcome, now: datetime) -> None:
+        """Feed the circuit breaker; say so loudly when it opens."""
+        if isinstance(outcome, Delivered):
+            self._breaker.success()
+            self._metrics.adapter_paused.labels(self._name).set(0)
+        elif isinstance(outcome, Permanent) and self._breaker.permanent_failure(now):
+            until = self._breaker.closed_at(now)
+            self._metrics.adapter_paused.labels(self._name).set(1)
+            self._alerter.paused(self._name, until.isoformat() if until else "")
+
+    def _reject(self, m: Message, reason: Reason, detail: str) -> None:
+        """Dead-letter a record that cannot become a post."""
+        source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
+        letter = dead_letter(reason, detail, origin=source, at=self._clock(), adapter=self._name)
+        where = {"topic": m.topic, "partition": m.partition, "offset": m.offset}
+        log.warning("delivery dead-lettered", extra={"reason": reason, "detail": detail, **where})
+        self._tracker.start(m.tp, m.offset)
+        self._tracker.finish(
+            m.tp,
+            m.offset,
+            [dead_letter_record(self._dlq, letter, source)],
+            [lambda: self._metrics.dead_lettered.labels(self._name, reason).inc()],
+        )
+
+    def _abandon(self, tp: TP, offset: int, letter: DeadLetter) -> None:
+        """Finish a delivery as a dead letter; once committed, count it and alert."""
+        source = Origin(topic=tp[0], partition=tp[1], offset=offset)
+        self._tracker.finish(
+            tp,
+            offset,
+            [dead_letter_record(self._dlq, letter, source)],
+            [lambda: self._dead_lettered(letter)],
+        )
+
+    def _dead_lettered(self, letter: DeadLetter) -> None:
+        self._metrics.dead_lettered.labels(self._name, letter.reason).inc()
+        self._alerter.abandoned(letter)
