@@ -21,7 +21,8 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from trace_stream.core import config_errors, ops, topics
+from trace_stream import ops
+from trace_stream.core import config_errors, topics
 from trace_stream.core.errors import ConfigError, KafkaError, TraceStreamError
 from trace_stream.kafka import Admin
 from trace_stream.kafka.connect import refusal
