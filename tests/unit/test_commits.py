@@ -4,8 +4,6 @@ bookkeeping imports no I/O library."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -14,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, trade_event
+from tests.support import trade_event
 from trace_stream.core.messages import TP, OutRecord
 from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.pipeline.redact import redact
@@ -176,29 +174,3 @@ def test_due_counts_from_the_last_start_even_with_nothing_to_commit() -> None:
     assert not s.commits.due()
     s.now += 0.01
     assert s.commits.due()
-
-
-BLOCKED = ("confluent_kafka", "aiohttp", "httpx", "fastavro", "boto3", "prometheus_client")
-
-
-def test_the_loops_bookkeeping_imports_no_io_library() -> None:
-    modules = sorted(
-        f"trace_stream.state.{p.stem}"
-        for p in (ROOT / "trace_stream" / "state").glob("*.py")
-        if p.stem != "__init__"
-    )
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError(f"{{name}} is blocked")
-sys.meta_path.insert(0, Block())
-for module in {modules!r}:
-    __import__(module)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert "trace_stream.state.commits" in modules and "trace_stream.state.intake" in modules

@@ -3,9 +3,9 @@
     schedule  trade.closed -> delay topic | dead letter
     signals   signal settings topic -> the consent table
     deliver   delay + retry topics -> adapter -> done | retry topic | dead letter
-              (how each record it reads ends: its part `finish`)
     backlog   what waits in the delay and retry topics -> metrics
 
-A stage never imports another stage: what two stages share (record formats,
-headers) lives below them, in `codec.wire`.
+Each is a module, or a package when it has parts (`deliver`). A stage never imports
+another stage: what two stages share (record formats, headers) lives below them, in
+`codec.wire`.
 """

@@ -1,19 +1,5 @@
-"""Delay and retry topics -> one adapter -> done | retry topic | dead-letter topic.
-
-One Deliverer per adapter, each with its own consumer group and so its own committed
-position: one tracker failing or slow never holds back another. Its loop, on one
-thread (posts run on the AsyncRunner), goes round:
-  1. finished posts: finish their deliveries (`finish`);
-  2. release the deliveries that fell due, each at its own due time (`lookahead`), to
-     at most `max_in_flight` posts, unless the circuit breaker is open or a
-     transaction stalled; consent is checked first (for a batch adapter, when the
-     delivery joins a batch);
-  3. consume into the look-ahead buffer, within its budget (`intake`);
-  4. commit the finished prefix, beside the loop (`commits`); an abort rewinds.
-
-A crash re-posts what was posted beyond the committed prefix (at most the buffer),
-with the same idempotency keys.
-"""
+"""The deliver stage's loop: read, hold until due, post, finish, commit (see the
+package's docstring for its contract)."""
 
 from __future__ import annotations
 
@@ -32,7 +18,7 @@ from trace_stream.core.topics import Topics
 from trace_stream.kafka import Consumer, TransactionAborted, TransactionalProducer
 from trace_stream.pipeline.consent import Decision
 from trace_stream.pipeline.routing import RetryPolicy
-from trace_stream.stages.finish import Finisher
+from trace_stream.stages.deliver.finish import Finisher
 from trace_stream.state.batching import Batcher
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.commits import Commits
