@@ -1,7 +1,7 @@
 """A stand-in for a Schema Registry on loopback: the one read call a consumer makes,
 `GET /schemas/ids/{id}` -> `{"schema": "<schema JSON as a string>"}`, and 404 otherwise.
 
-Kept for the decoder's fast unit tests (tests/unit/test_registry.py) only, for what a
+Kept for the decoder's fast unit tests (tests/unit/codec/test_registry.py) only, for what a
 real registry cannot be made to do on demand: answer 503 a scripted number of times,
 serve a schema that is not Avro (a real one refuses to register it), and count requests.
 Everything else runs against a real registry (devenv/apicurio.py)."""
