@@ -21,7 +21,7 @@ from typing import Any, NoReturn, cast
 
 from prometheus_client import CollectorRegistry
 
-from trace_stream import ops
+from trace_stream import codec, ops
 from trace_stream.core import config_errors, topics
 from trace_stream.core.errors import ConfigError, KafkaError, TraceStreamError
 from trace_stream.kafka import Admin
@@ -263,6 +263,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         settings = load(Settings)
         _check_kafka_config(settings)
+        codec.check_schemas()
         logs.configure(settings.log_format, settings.log_level)
         return int(args.func(settings, args))
     except ConfigError as exc:

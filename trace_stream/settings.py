@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from trace_stream.core import config_errors
+from trace_stream.core import config_errors, reserved
 from trace_stream.core.durations import (
     format_duration,
     format_schedule,
@@ -173,6 +173,9 @@ class Settings(BaseSettings):
             elif not isinstance(item, str):
                 raise ValueError(f"{key}: a librdkafka value is a string, number or boolean")
             out[key] = item
+        problems = reserved.refused(list(out))
+        if problems:
+            raise ValueError("; ".join(problems))
         return out
 
     @field_validator("trace_input_topic", "trace_topic_prefix")

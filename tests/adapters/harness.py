@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import socket
 import time
 import uuid
@@ -279,6 +280,7 @@ class LocalFileHarness(FileHarness):
 
     def __init__(self, env: pytest.MonkeyPatch, tmp: Path) -> None:
         self.root = tmp / "export"
+        self.blocked = False
         super().__init__(env)
 
     def reset(self) -> None:
@@ -286,10 +288,16 @@ class LocalFileHarness(FileHarness):
         self.env.setenv("FILE_EXPORT_DIR", str(self.root))
 
     def fail(self, case: str) -> None:
+        """The export directory is replaced by a file once the adapter runs (a lost
+        volume): a directory that is wrong from the start is refused at start-up."""
         assert case == "not_a_directory"
-        blocker = self.root.parent / "blocker"
-        blocker.write_text("a file where the export directory's parent should be")
-        self.env.setenv("FILE_EXPORT_DIR", str(blocker / "export"))
+        self.blocked = True
+
+    async def send(self, adapter: Adapter | BatchAdapter, traces: Sequence[Trace]) -> list[Outcome]:
+        if self.blocked:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.write_text("a file where the export directory should be")
+        return await super().send(adapter, traces)
 
     def files(self) -> dict[str, bytes]:
         found = sorted(p for p in self.root.rglob("*.jsonl") if not p.name.startswith("."))

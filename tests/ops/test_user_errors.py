@@ -80,6 +80,35 @@ BAD_CONFIG = [
     ),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: one of"),
     ({"ALERT_WEBHOOK_URL": "canary"}, "ALERT_WEBHOOK_URL: an http"),
+    # What names a path, a header, a token or a URL is checked before anything connects.
+    ({"KAFKA_EXTRA_CONFIG": '{"enable.auto.commit": true}'}, "enable.auto.commit is set by"),
+    ({"TRACE_SCHEMA_DIR": "/nonexistent"}, "TRACE_SCHEMA_DIR: no trade_closed.avsc in"),
+    ({"WEBHOOK_AUTH_HEADER": "Bad Header:"}, "WEBHOOK_AUTH_HEADER: a header name"),
+    ({"WEBHOOK_AUTH_HEADER": ""}, "WEBHOOK_AUTH_HEADER: a header name"),
+    ({"WEBHOOK_AUTH_TOKEN": "canary\nsecond line"}, "WEBHOOK_AUTH_TOKEN: printable ASCII"),
+    ({"WEBHOOK_AUTH_TOKEN": ""}, "WEBHOOK_AUTH_TOKEN: printable ASCII"),
+    ({"WEBHOOK_ENDPOINT": "canary"}, "WEBHOOK_ENDPOINT: Input should be a valid URL"),
+    (
+        {"TRACE_ENABLED_ADAPTERS": "myfxbook", "MYFXBOOK_WEBHOOK_URL": "http://127.0.0.1:1/x"},
+        "MYFXBOOK_WEBHOOK_TOKEN: Field required",
+    ),
+    (
+        {
+            "TRACE_ENABLED_ADAPTERS": "myfxbook",
+            "MYFXBOOK_WEBHOOK_URL": "http://127.0.0.1:1/x",
+            "MYFXBOOK_WEBHOOK_TOKEN": "",
+        },
+        "MYFXBOOK_WEBHOOK_TOKEN: printable ASCII",
+    ),
+    (
+        {"TRACE_ENABLED_ADAPTERS": "file", "FILE_EXPORT_DIR": "/etc/hostname/exports"},
+        "FILE_EXPORT_DIR: /etc/hostname/exports is under /etc/hostname, which is not a dir",
+    ),
+    (
+        {"TRACE_ENABLED_ADAPTERS": "file", "FILE_EXPORT_DIR": "/etc/hostname"},
+        "FILE_EXPORT_DIR: /etc/hostname is not a directory",
+    ),
+    ({"S3_ENDPOINT_URL": "canary", "TRACE_ENABLED_ADAPTERS": "file"}, "S3_ENDPOINT_URL"),
 ]
 
 
@@ -88,7 +117,7 @@ BAD_CONFIG = [
 def test_invalid_configuration_is_one_line_and_exit_2(
     endpoint: str, command: list[str], env: dict[str, str], words: str
 ) -> None:
-    code, out, err, took = trace_stream(*command, WEBHOOK_ENDPOINT=endpoint, **env)
+    code, out, err, took = trace_stream(*command, **{"WEBHOOK_ENDPOINT": endpoint, **env})
     assert code == 2, err
     assert words in one_line(err, out)
     assert out == ""

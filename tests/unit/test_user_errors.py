@@ -99,12 +99,23 @@ def test_sasl_without_credentials_names_them(monkeypatch: pytest.MonkeyPatch) ->
     assert "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD" in text
 
 
-def test_a_mechanism_in_the_extra_config_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sasl_goes_through_its_own_settings_not_the_extra_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once accepted through KAFKA_EXTRA_CONFIG, now refused: the password belongs in
+    KAFKA_SASL_PASSWORD, a secret setting, and one place decides each key."""
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv(
         "KAFKA_EXTRA_CONFIG",
-        '{"sasl.mechanism": "PLAIN", "sasl.username": "u", "sasl.password": "p"}',
+        '{"sasl.mechanism": "PLAIN", "sasl.username": "u", "sasl.password": "canary-pw"}',
     )
+    text = _error(monkeypatch)
+    assert "sasl.mechanism is set by the service: set KAFKA_SASL_MECHANISM instead" in text
+    assert "canary" not in text
+    monkeypatch.delenv("KAFKA_EXTRA_CONFIG")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "u")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "p")
     cli._check_kafka_config(load(Settings))
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trace_stream.adapters.base import (
@@ -61,6 +61,22 @@ class FileExportSettings(BaseSettings):
     file_export_batch_size: int = Field(default=500, ge=1)
     file_export_batch_max_age_seconds: float = Field(default=60, gt=0)
     file_export_timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("file_export_dir")
+    @classmethod
+    def _writable_folder(cls, value: Path | None) -> Path | None:
+        """A directory this process can write in, or can create (the first write
+        creates it, as it creates each date's folder)."""
+        if value is None:
+            return value
+        existing = next(p for p in (value, *value.parents) if p.exists())
+        if not existing.is_dir():
+            where = "is" if existing == value else f"is under {existing}, which is"
+            raise ValueError(f"{value} {where} not a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            what = "is not" if existing == value else f"cannot be created in {existing}:"
+            raise ValueError(f"{value} {what} writable by this process")
+        return value
 
 
 def _day(trace: Trace) -> str:

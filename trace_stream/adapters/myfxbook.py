@@ -25,11 +25,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trace_stream.adapters.base import AdapterContext, Delivered, Outcome, Permanent, Retriable
 from trace_stream.adapters.http import Response, classify, encode_json, post_bytes
+from trace_stream.core import http_headers
 from trace_stream.core.records import Trace
 from trace_stream.settings import load
 
@@ -42,6 +43,13 @@ class MyfxbookSettings(BaseSettings):
     webhook_url: AnyHttpUrl
     webhook_token: SecretStr
     timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr) -> SecretStr:
+        if not http_headers.value_ok(value.get_secret_value()):
+            raise ValueError(http_headers.VALUE_RULE)
+        return value
 
 
 def _utc(moment: datetime) -> str:

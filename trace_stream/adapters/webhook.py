@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from trace_stream.adapters import signing
 from trace_stream.adapters.base import AdapterContext, Outcome, Permanent, Retriable
 from trace_stream.adapters.http import classify, encode_json, post_bytes
+from trace_stream.core import http_headers
 from trace_stream.core.records import Trace
 from trace_stream.settings import load
 
@@ -28,6 +29,20 @@ class WebhookSettings(BaseSettings):
         default=None, description="Standard Webhooks secret: whsec_<base64>, or a raw string"
     )
     timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("auth_header")
+    @classmethod
+    def _check_header(cls, value: str) -> str:
+        if not http_headers.name_ok(value):
+            raise ValueError(f"{http_headers.NAME_RULE} (unset: Authorization)")
+        return value
+
+    @field_validator("auth_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not http_headers.value_ok(value.get_secret_value()):
+            raise ValueError(f"{http_headers.VALUE_RULE} (unset it for no auth header)")
+        return value
 
     @field_validator("signing_secret")
     @classmethod

@@ -10,6 +10,7 @@
 
 from trace_stream.codec.avro import (
     SCHEMA_DIR_ENV,
+    check_schemas,
     decode,
     decode_dead_letter,
     decode_delivery,
@@ -23,6 +24,7 @@ from trace_stream.codec.avro import (
 
 __all__ = [
     "SCHEMA_DIR_ENV",
+    "check_schemas",
     "decode",
     "decode_dead_letter",
     "decode_delivery",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import fastavro
 from pydantic import BaseModel, ValidationError
 
-from trace_stream.core.errors import InvalidEvent
+from trace_stream.core.errors import ConfigError, InvalidEvent
 from trace_stream.core.records import DeadLetter, TraceDelivery
 
 SCHEMA_DIR_ENV = "TRACE_SCHEMA_DIR"
@@ -44,6 +44,21 @@ def _schemas() -> dict[str, Any]:
         raw = json.loads((schema_dir() / f"{name}.avsc").read_text())
         parsed[name] = fastavro.parse_schema(raw, named_schemas=named)
     return parsed
+
+
+def check_schemas() -> None:
+    """Parse every schema now (they are parsed once, then kept); a ConfigError naming
+    TRACE_SCHEMA_DIR in one line when one cannot be read, before anything connects."""
+    where = schema_dir()
+    try:
+        _schemas()
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename or "").name or "a schema"
+        raise ConfigError(f"{SCHEMA_DIR_ENV}: no {missing} in {where}") from None
+    except (OSError, ValueError, fastavro.schema.SchemaParseException) as exc:
+        raise ConfigError(
+            f"{SCHEMA_DIR_ENV}: the schemas in {where} cannot be read ({type(exc).__name__})"
+        ) from None
 
 
 def schema(name: str) -> Any:

@@ -34,7 +34,7 @@ class Consumer:
         on_assign: Callable[[list[TP]], None] | None = None,
         on_revoke: Callable[[list[TP]], None] | None = None,
     ) -> None:
-        self._config = {**MANUAL, **config}
+        self._config = {**config, **MANUAL}  # MANUAL wins: exactly-once rests on it
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._c = confluent_kafka.Consumer(client_config(self._config))
