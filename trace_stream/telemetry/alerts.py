@@ -1,11 +1,12 @@
-"""Alert when a delivery is abandoned: an ERROR log line and a counter for every one
-and, when ALERT_WEBHOOK_URL is set, a Slack-compatible JSON post that never blocks
-delivery.
+"""Alert when a delivery is abandoned: a WARNING line and a counter for every one; an
+ERROR line and, when ALERT_WEBHOOK_URL is set, a Slack-compatible JSON post that
+never blocks delivery, throttled.
 
-Posts are throttled per (adapter, reason): when a tracker revokes a token, every
-delivery to it fails the same way, and one message per trade would bury the channel.
-Within `min_interval` of the last post for the same pair, further alerts are only
-counted, and the next post says how many were held back.
+Alerts are throttled per (adapter, reason): when a tracker revokes a token, every
+delivery to it fails the same way, and one message per trade would bury the channel
+and the log. Within `min_interval` of the last alert for the same pair, further ones
+are only counted (and logged at WARNING), and the next alert says how many were held
+back. ERROR is for what an operator must act on: one line per alert.
 """
 
 from __future__ import annotations
@@ -45,25 +46,27 @@ class Alerter:
         self._lock = threading.Lock()  # deliverers of several adapters call in
 
     def abandoned(self, letter: DeadLetter) -> None:
-        """Called once the dead letter is committed. Holds ids and reasons only."""
+        """Called once the dead letter is committed. Holds ids and reasons only: a
+        WARNING line and the counter for each one; an ERROR line (and the post) at
+        most once per `min_interval` for each adapter and reason, saying how many more
+        came meanwhile."""
         trade_id = letter.delivery.trace.trade_id if letter.delivery else None
         attempts = letter.delivery.attempt if letter.delivery else 0
         adapter = letter.adapter or "none"
-        log.error(
-            "delivery abandoned",
-            extra={
-                "trade_id": trade_id,
-                "adapter": adapter,
-                "attempts": attempts,
-                "reason": letter.reason,
-                "detail": letter.detail,
-            },
-        )
+        about = {
+            "trade_id": trade_id,
+            "adapter": adapter,
+            "attempts": attempts,
+            "reason": letter.reason,
+            "detail": letter.detail,
+        }
+        log.warning("delivery abandoned", extra=about)
         self._metrics.alerts.labels(adapter, letter.reason).inc()
-        if not self._url:
-            return
         held_back = self._take_turn((adapter, letter.reason))
         if held_back is None:
+            return
+        log.error("alert: deliveries abandoned", extra={**about, "more_since_last": held_back})
+        if not self._url:
             return
         text = (
             f":rotating_light: trace-stream abandoned trade {trade_id} for {adapter} "

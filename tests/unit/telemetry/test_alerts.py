@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from devenv.tracker import Tracker
@@ -66,3 +68,28 @@ def test_a_storm_of_the_same_failure_posts_once_per_interval(tracker: Tracker) -
     assert metrics.alerts.labels("webhook", "permanent_failure")._value.get() == 51
     for r in tracker.requests():
         assert "canary" not in r.body.decode()
+
+
+def test_each_abandoned_delivery_is_a_warning_and_each_alert_one_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A storm of 200 dead letters for one cause: 200 WARNING lines, one ERROR line
+    per alert interval (the next one counting the rest), even without a webhook."""
+    metrics = Metrics(CollectorRegistry())
+    now = [1000.0]
+    runner, http = AsyncRunner(), httpx.AsyncClient()
+    alerter = Alerter(metrics, runner, http, None, 60, lambda: now[0])
+    caplog.set_level(logging.INFO, logger="trace_stream.telemetry.alerts")
+    try:
+        for i in range(200):
+            alerter.abandoned(letter(f"T-{i}"))
+        now[0] += 61
+        alerter.abandoned(letter("T-late"))
+    finally:
+        runner.run(http.aclose())
+        runner.close()
+    records = [r for r in caplog.records if r.name == "trace_stream.telemetry.alerts"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    errors = [r for r in records if r.levelno == logging.ERROR]
+    assert len(warnings) == 201
+    assert [(e.trade_id, e.more_since_last) for e in errors] == [("T-0", 0), ("T-late", 199)]  # type: ignore[attr-defined]
