@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 
 from trace_stream.core.backoff import Stopped, backoff
 from trace_stream.core.errors import KafkaError
-from trace_stream.kafka.common import bounded, client_config, wrap
+from trace_stream.kafka.common import Stuck, bounded, client_config, wrap
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +104,27 @@ def wait_for_brokers(
     if (attempt := retrying.statistics["attempt_number"]) > 1:
         log.info("Kafka answers", extra={"attempt": attempt})
     return True
+
+
+class Ping:
+    """Asks the brokers for metadata: does any answer within `timeout`? For readiness,
+    on a client of its own, so no stage's state can delay the answer."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = {**client_config(config), "group.id": "trace-stream-ping", "log_level": 0}
+        self._c = confluent_kafka.Consumer(self._config)
+
+    def __call__(self, timeout: float) -> bool:
+        call = functools.partial(self._c.list_topics, timeout=timeout)
+        try:
+            bounded(call, timeout + 1, "metadata")
+        except Stuck:  # the call never returned: leave that client, ask with a new one
+            self._c = confluent_kafka.Consumer(self._config)
+            return False
+        except (KafkaException, KafkaError):
+            return False
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaError, KafkaException):
+            bounded(self._c.close, 5, "close")

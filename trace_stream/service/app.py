@@ -4,6 +4,7 @@
     signals           (no group, every partition) : signal settings topic -> the consent table
     deliver.<adapter> (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
     backlog           (reads, never joins)        : the queues' pending and due lag -> metrics
+    kafka             (metadata only)             : does a broker answer? -> readiness
 
 One deliverer per enabled adapter, each on its own thread, posts on one asyncio loop.
 The deliverers start once the consent table is loaded. Adding a stage is its module
@@ -27,6 +28,7 @@ from trace_stream.codec.registry import Decoder, RegistryDecoder, input_decoder
 from trace_stream.core.clock import Clock, utc_now
 from trace_stream.core.topics import Topics, layout
 from trace_stream.kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
+from trace_stream.kafka.connect import Ping
 from trace_stream.pipeline.consent import SignalTable
 from trace_stream.pipeline.ingest import Limits
 from trace_stream.pipeline.routing import RetryPolicy
@@ -34,6 +36,7 @@ from trace_stream.service.supervisor import Supervisor
 from trace_stream.settings import Settings
 from trace_stream.stages.backlog import PROBE_SAMPLE, BacklogProbe
 from trace_stream.stages.deliver import Deliverer
+from trace_stream.stages.reach import KafkaWatch
 from trace_stream.stages.schedule import Scheduler
 from trace_stream.stages.signals import SignalFollower
 from trace_stream.stages.stage import Stage
@@ -74,6 +77,7 @@ class Service:
             return
         self.stages = self._stages(layout(s))
         self.health.watch(stage.name for stage in self.stages if stage.watched)
+        self.health.watch_kafka()
         self.health.started()
         for stage in self.stages:
             self._supervisor.spawn(stage)
@@ -97,6 +101,7 @@ class Service:
         )
         deliverers = [self._deliverer(topics, a, alerter) for a in self.adapters.values()]
         return [
+            KafkaWatch(lambda: Ping(s.kafka_config()), self.health),
             self._scheduler(topics),
             follower,
             self._backlog(topics, deliverers),

@@ -6,7 +6,10 @@
           which may be empty for a standby member beyond the partition count, and
           every stage reaches Kafka: its last transaction did not fail (or it has
           recovered since), its consumer does not report every broker down, and its
-          loop came round within `ready_within` seconds (it is not blocked on Kafka).
+          loop came round within `ready_within` seconds (it is not blocked on Kafka);
+          and, once `watch_kafka` is on, a broker answered the Kafka watch within
+          `unreachable_after` seconds (`stages.reach`), whatever the stages are
+          blocked in.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Health:
         self._joined: set[str] = set()
         self._cut_off: set[str] = set()
         self._started = False
+        self._unreachable_after: float | None = None
+        self._reached = now
         self._lock = threading.Lock()
 
     def watch(self, stages: Iterable[str]) -> None:
@@ -44,12 +49,24 @@ class Health:
             now = self._clock()
             self._beats.update(dict.fromkeys(stages, now))
 
+    def watch_kafka(self, unreachable_after: float = 3.0) -> None:
+        """Not ready once no broker has answered (`reached`) for this many seconds."""
+        with self._lock:
+            self._unreachable_after = unreachable_after
+            self._reached = self._clock()
+
+    def reached(self) -> None:
+        """A broker answered just now."""
+        with self._lock:
+            self._reached = self._clock()
+
     def started(self) -> None:
         """The stages run: from now on their loops must come round. Before, the service
         is alive but not ready (it waits for Kafka)."""
         with self._lock:
             now = self._clock()
             self._beats = dict.fromkeys(self._beats, now)
+            self._reached = now
             self._started = True
 
     def beat(self, stage: str, reaches_kafka: bool = True) -> None:
@@ -81,7 +98,10 @@ class Health:
             waiting = sorted(set(self._beats) - self._joined)
             cut_off = sorted(self._cut_off)
             stuck = sorted(s for s, at in self._beats.items() if now - at > self._ready_within)
-        problems = [f"not assigned: {','.join(waiting)}"] if waiting else []
+            silent = now - self._reached
+            unreachable = self._unreachable_after is not None and silent > self._unreachable_after
+        problems = [f"no Kafka broker answered for {silent:.0f} s"] if unreachable else []
+        problems += [f"not assigned: {','.join(waiting)}"] if waiting else []
         problems += [f"Kafka unreachable: {','.join(cut_off)}"] if cut_off else []
         problems += [f"not progressing: {','.join(stuck)}"] if stuck else []
         return (not problems, "; ".join(problems) or "ok")

@@ -55,3 +55,30 @@ def test_bounded_returns_raises_or_gives_up_in_time() -> None:
             bounded(lambda: release.wait(30), 0.2, "hang")  # a call that ignores its timeout
     finally:
         release.set()
+
+
+def test_not_ready_once_no_broker_answered_for_three_seconds() -> None:
+    """Whatever the stages are blocked in: the Kafka watch's answers alone decide."""
+    clock = Clock()
+    h = Health(["schedule"], ready_within=15, clock=clock)
+    h.watch_kafka(unreachable_after=3)
+    h.started()
+    h.joined("schedule")
+    h.reached()
+    clock.now += 2.9
+    h.beat("schedule")  # the stage still comes round: it is not what decides here
+    assert h.ready() == (True, "ok")
+    clock.now += 0.2
+    assert h.ready() == (False, "no Kafka broker answered for 3 s")
+    h.reached()
+    assert h.ready() == (True, "ok")
+
+
+def test_without_the_watch_silence_alone_is_no_reason() -> None:
+    clock = Clock()
+    h = Health(["schedule"], clock=clock)
+    h.started()
+    h.joined("schedule")
+    clock.now += 10
+    h.beat("schedule")
+    assert h.ready() == (True, "ok")
