@@ -75,6 +75,32 @@ def test_three_adapters_each_receive_the_trade_and_one_failing_holds_back_none(
     assert {r.json()["ticket"] for r in myfxbook.requests()} == {t["trade_id"] for t in trades}
 
 
+def test_myfxbook_posts_each_trade_once_through_the_whole_pipeline(
+    kafka_bootstrap, myfxbook, monkeypatch
+):
+    """trade.closed -> delay topic -> the Myfxbook relay answering as Myfxbook does:
+    each trade accepted once, in Myfxbook's shape, with the bearer token, nothing
+    personal, nothing dead-lettered."""
+    monkeypatch.setenv("MYFXBOOK_WEBHOOK_URL", f"{myfxbook.url}/mfx")
+    monkeypatch.setenv("MYFXBOOK_WEBHOOK_TOKEN", "mfx-token")
+    settings = make_settings(
+        kafka_bootstrap, trace_enabled_adapters="myfxbook", trace_delay_minutes=0
+    )
+    trades = [trade_event(f"T-{i:02d}", tracing_adapters=["myfxbook"]) for i in range(5)]
+    publish(settings, *trades)
+    with running(settings) as service:
+        pushed = service.metrics.pushed.labels("myfxbook")
+        wait_for(lambda: pushed._value.get() == 5, timeout=30, what="5 accepted posts")
+    posts = myfxbook.requests()
+    assert sorted(r.json()["ticket"] for r in posts) == [t["trade_id"] for t in trades]
+    assert {r.headers["Authorization"] for r in posts} == {"Bearer mfx-token"}
+    for r, trade in zip(sorted(posts, key=lambda r: r.json()["ticket"]), trades, strict=True):
+        body = r.json()
+        assert body["signalId"] == trade["signal_id"] and body["symbol"] == trade["instrument"]
+        assert not any(str(trade[k]) in r.body.decode() for k in ("user_email", "user_id"))
+    assert service.metrics.dead_lettered.labels("myfxbook", "permanent_failure")._value.get() == 0
+
+
 class CrashBeforeFirstCommit(TransactionalProducer):
     """The file deliverer dies after its adapter wrote a batch, before the offsets commit."""
 
