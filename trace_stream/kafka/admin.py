@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -58,7 +59,20 @@ class Admin:
                 err = exc.args[0]
                 if err.code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                     raise wrap(exc, f"create topic {name}") from None
+        self._visible([s.name for s in todo], timeout)
         return created
+
+    def _visible(self, names: Sequence[str], timeout: float) -> None:
+        """Wait until `names` show in the metadata: the controller confirms a creation
+        before every broker's metadata has it, and whoever lists topics next (a
+        `topics describe`, `check-config`) must see them."""
+        deadline = time.monotonic() + timeout
+        while missing := [n for n in names if n not in self.existing(timeout)]:
+            if time.monotonic() >= deadline:
+                shown = ", ".join(missing)
+                text = f"topics {shown} created but not in the metadata after {timeout:g}s"
+                raise KafkaError(text, "_TIMED_OUT", retriable=True)
+            time.sleep(0.1)
 
     def describe(self, names: Sequence[str], timeout: float = 10) -> dict[str, dict[str, str]]:
         """Topic -> its non-default configuration, within about `timeout` seconds."""
