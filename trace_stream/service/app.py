@@ -26,6 +26,7 @@ from trace_stream.adapters.base import Adapter, AdapterContext, BatchAdapter
 from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.codec.registry import Decoder, RegistryDecoder, input_decoder
 from trace_stream.core.clock import Clock, utc_now
+from trace_stream.core.errors import ConfigError
 from trace_stream.core.topics import Topics, layout
 from trace_stream.kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
 from trace_stream.kafka.connect import Ping
@@ -41,6 +42,7 @@ from trace_stream.stages.schedule import Scheduler
 from trace_stream.stages.signals import SignalFollower
 from trace_stream.stages.stage import Stage
 from trace_stream.state.breaker import Breaker
+from trace_stream.state.limits import RateLimit
 from trace_stream.telemetry.alerts import Alerter
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
@@ -136,6 +138,14 @@ class Service:
         # fetch request, which otherwise long-polls up to 500 ms (measured on loopback:
         # median/max lateness 144/427 ms with the default, 48/104 ms with 100 ms).
         config = {**s.consumer_config(group, "earliest"), "fetch.wait.max.ms": 100}
+        limit = s.trace_rate_limits.get(adapter.name)
+        if limit is not None and isinstance(adapter, BatchAdapter):
+            # A batch adapter writes files; its posts are batches, not requests to a
+            # third party's API, so there is nothing to limit.
+            raise ConfigError(
+                f"invalid configuration: TRACE_RATE_LIMITS[{adapter.name}]: "
+                "a batch adapter (files) has no rate limit"
+            )
         return Deliverer(
             adapter=adapter,
             consumer_factory=lambda d: Consumer(
@@ -143,7 +153,9 @@ class Service:
             ),
             producer=self._producer(f"{group}.{s.trace_instance_id}"),
             topics=topics,
-            policy=RetryPolicy(s.retry_tiers, topics.retries, s.trace_retry_max_attempts),
+            policy=RetryPolicy(
+                s.retry_tiers, topics.retries, s.trace_retry_max_attempts, s.trace_retry_jitter
+            ),
             runner=self.runner,
             alerter=alerter,
             metrics=self.metrics,
@@ -157,6 +169,7 @@ class Service:
             breaker=Breaker(
                 s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
             ),
+            limit=None if limit is None else RateLimit(self.clock(), **limit.model_dump()),
             consent=self.signals.decide,
         )
 
