@@ -19,6 +19,8 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 
 Limit = Literal["rate", "daily_quota"]
+_EPSILON = 1e-9
+"""Tokens earned in many small steps add up to a hair under a whole one in floats."""
 
 
 class RateLimit:
@@ -49,7 +51,7 @@ class RateLimit:
         self._refill(now)
         allowed = math.inf
         if self._rate is not None:
-            allowed = math.floor(self._tokens)
+            allowed = math.floor(self._tokens + _EPSILON)
         if self._per_day is not None:
             allowed = min(allowed, self._per_day - self._spent_today)
         return max(0, int(allowed)) if allowed != math.inf else 1 << 30
@@ -66,7 +68,7 @@ class RateLimit:
         self._refill(now)
         if self._per_day is not None and self._spent_today >= self._per_day:
             return "daily_quota"
-        if self._rate is not None and self._tokens < 1:
+        if self._rate is not None and self._tokens + _EPSILON < 1:
             return "rate"
         return None
 
