@@ -134,6 +134,11 @@ class Metrics:
             registry=registry,
         )
 
+    def report_limit(self, adapter: str, waiting_for: str | None) -> None:
+        """Which limit due deliveries of `adapter` wait for now, if any."""
+        for limit in ("rate", "daily_quota"):
+            self.waiting_for_limit.labels(adapter, limit).set(waiting_for == limit)
+
     def report_due_lag(self, adapter: str, source: str, seconds: float) -> None:
         """One source's view of an adapter's due lag; the gauge shows the largest. The
         deliverer reports what it holds in memory, the backlog probe what it reads from

@@ -23,6 +23,7 @@ from trace_stream.stages.deliver.finish import Finisher
 from trace_stream.state.batching import Batcher
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.commits import Commits
+from trace_stream.state.gate import Gate
 from trace_stream.state.hold import Hold
 from trace_stream.state.intake import Intake, budget
 from trace_stream.state.limits import RateLimit
@@ -70,10 +71,10 @@ class Deliverer:
         self._clock = clock
         self._monotonic = monotonic
         self._max_in_flight = max_in_flight
-        self._breaker = breaker or Breaker(0, timedelta(0))
+        breaker = breaker or Breaker(0, timedelta(0))
         # A tracker's pause lasts at most as long as the longest retry tier waits.
-        self._hold = Hold(max(policy.tiers))
-        self._limit = limit or RateLimit(clock())
+        hold = Hold(max(policy.tiers))
+        self._gate = Gate(breaker, hold, limit or RateLimit(clock()))
         self._tracker = OffsetTracker()
         observe = metrics.post_duration.labels(adapter.name).observe
         self._posts = Poster(adapter, runner, post_timeout, observe)
@@ -99,8 +100,8 @@ class Deliverer:
             self._tracker,
             dead_letter_topic=topics.dead_letter,
             policy=policy,
-            breaker=self._breaker,
-            hold=self._hold,
+            breaker=breaker,
+            hold=hold,
             consent=consent,
             alerter=alerter,
             metrics=metrics,
@@ -158,11 +159,9 @@ class Deliverer:
         if self._commits.stalled():
             return cap  # nothing may start: look again for the transaction's end
         due = self._ahead.next_due()
-        if due is not None and self._hold.stopped is None:
-            # Due, and neither the breaker, the tracker nor the limit holds it back.
-            holds = (self._breaker.closed_at(now), self._hold.until(now), self._limit.next_at(now))
-            due = max([due, *(t for t in holds if t is not None)])
-            cap = min(cap, max(0.0, (due - now).total_seconds()))
+        wake = None if due is None else self._gate.wake_at(due, now)
+        if wake is not None:
+            cap = min(cap, max(0.0, (wake - now).total_seconds()))
         if self._batcher is not None:
             cap = self._batcher.wait_seconds(self._monotonic(), cap)
         return cap
@@ -170,10 +169,8 @@ class Deliverer:
     def _release(self, now: datetime) -> None:
         """Start the posts of the deliveries that are due, as slots and the adapter's
         limit allow."""
-        if self._hold.stopped is not None:
-            return  # the endpoint is gone: everything waits in Kafka for a restart
-        if self._breaker.closed_at(now) is not None or self._hold.until(now) is not None:
-            return  # breaker open, or the tracker said when: due ones wait in memory and Kafka
+        if self._gate.closed(now):
+            return  # the adapter is held back: due deliveries wait in memory and in Kafka
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
         batcher = self._batcher
@@ -181,7 +178,7 @@ class Deliverer:
         if batcher is not None:
             slots = len(self._ahead)
         else:
-            slots = min(self._max_in_flight - len(self._posts), self._limit.allowance(now))
+            slots = min(self._max_in_flight - len(self._posts), self._gate.allowance(now))
         works = []
         for tp, offset, held in self._ahead.pop_due(now, slots):
             delivery = codec.decode_delivery(held.raw)
@@ -192,7 +189,7 @@ class Deliverer:
             else:
                 works.append(Work(tp, ((offset, delivery),)))
         if batcher is None:
-            self._limit.spend(now, len(works))
+            self._gate.spend(now, len(works))
             self._posts.submit(works)
 
     def _accept(self, m: Message) -> None:
@@ -213,13 +210,11 @@ class Deliverer:
         lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
-        self._metrics.tracker_paused.labels(self.adapter.name).set(bool(self._hold.until(now)))
-        if self._limit.on:
-            due = self._ahead.next_due()
-            blocked = self._limit.blocked_by(now) if due is not None and due <= now else None
-            for limit in ("rate", "daily_quota"):
-                waiting = self._metrics.waiting_for_limit.labels(self.adapter.name, limit)
-                waiting.set(blocked == limit)
+        self._metrics.tracker_paused.labels(self.adapter.name).set(self._gate.paused(now))
+        due = self._ahead.next_due()
+        self._metrics.report_limit(
+            self.adapter.name, self._gate.waiting_for(now) if due and due <= now else None
+        )
         self._intake.snapshot()
         self._finish.report()
 
