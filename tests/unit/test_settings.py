@@ -202,3 +202,9 @@ def test_rate_limits_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(limits) == {"webhook"}
     assert (limits["webhook"].per_second, limits["webhook"].burst) == (20, 40)
     assert limits["webhook"].per_day == 100_000
+
+
+def test_rate_limits_print_as_an_object_of_the_limits_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_RATE_LIMITS", '{"webhook": {"per_second": 20, "per_day": 500}}')
+    shown = dict(env_lines(load(Settings)))["TRACE_RATE_LIMITS"]
+    assert shown == '{"webhook": {"per_second": "20.0", "per_day": "500"}}'

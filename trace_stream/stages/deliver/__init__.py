@@ -18,7 +18,7 @@ with the same idempotency keys.
 
 The stage's parts: `loop` (the Deliverer) and `finish` (how each record read ends);
 the bookkeeping they use is pure and lives in `state/` (`lookahead`, `intake`,
-`offsets`, `commits`, `batching`, `breaker`, `hold`, `limits`).
+`offsets`, `commits`, `batching`, `gate` over `breaker`, `hold` and `limits`).
 """
 
 from trace_stream.stages.deliver.loop import Deliverer
