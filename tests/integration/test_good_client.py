@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +36,15 @@ def dead_letters(settings: Settings) -> list[object]:
 
 
 def peak_per_second(requests: list[Received]) -> int:
-    return max(Counter(int(r.at) for r in requests).values())
+    """The most requests received within any one second (a sliding window, so the
+    figure does not depend on where the wave falls across second boundaries)."""
+    times = sorted(r.at for r in requests)
+    start, peak = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0:
+            start += 1
+        peak = max(peak, end - start + 1)
+    return peak
 
 
 # -- 1. jitter, never early ---------------------------------------------------------------
@@ -46,10 +53,11 @@ HERD = 1000
 TIER = 10.0
 
 
-def herd(bootstrap: str, tracker: Tracker, jitter: float) -> tuple[int, int, float, float]:
+def herd(bootstrap: str, tracker: Tracker, jitter: float) -> tuple[int, int, float, float, float]:
     """1,000 trades due in the same instant, each failing once (503) then accepted.
-    Returns the peak per second of the first attempts and of the retries, and how long
-    each wave lasted; asserts that no retry came before its tier."""
+    Returns the peak per second of the first attempts and of the retries, how long
+    each wave lasted, and the spread of the retries' waits beyond their tier; asserts
+    that no retry came before its tier."""
     failed: set[str] = set()
     lock = threading.Lock()
 
@@ -80,11 +88,13 @@ def herd(bootstrap: str, tracker: Tracker, jitter: float) -> tuple[int, int, flo
     early = [t for t in first if retries[t].at - first[t].at < TIER]
     assert not early, f"{len(early)} retries came back before their tier"
     fails, oks = [r.at for r in first.values()], [r.at for r in retries.values()]
+    beyond = sorted(retries[t].at - first[t].at - TIER for t in first)
     return (
         peak_per_second(list(first.values())),
         peak_per_second(list(retries.values())),
         max(fails) - min(fails),
         max(oks) - min(oks),
+        beyond[-HERD // 20] - beyond[HERD // 20],  # 5th to 95th percentile
     )
 
 
@@ -95,16 +105,18 @@ def test_a_herd_of_retries_is_spread_by_jitter_and_none_comes_back_early(kafka_b
             with pytest.MonkeyPatch.context() as env:
                 env.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
                 results[jitter] = herd(kafka_bootstrap, tracker, jitter)
-    for jitter, (fail_peak, retry_peak, fail_span, retry_span) in results.items():
+    for jitter, (fail_peak, retry_peak, fail_span, retry_span, spread) in results.items():
         print(
             f"\nherd of {HERD}, tier {TIER:.0f}s, jitter {jitter}: failures peak {fail_peak}/s "
-            f"over {fail_span:.2f}s; retries peak {retry_peak}/s over {retry_span:.2f}s"
+            f"over {fail_span:.2f}s; retries peak {retry_peak}/s over {retry_span:.2f}s; "
+            f"waits beyond the tier spread {spread:.2f}s (5th-95th percentile)"
         )
-    no_jitter_peak = results[0.0][1]
-    _, jitter_peak, fail_span, jitter_span = results[0.15]
-    # Jitter adds up to 15% of the tier (1.5 s) to the wave's length, and cuts its peak.
+    # Two runs' waves differ with the machine's load (the peaks are reported, not
+    # compared), so each is held to its own failures: with jitter each retry waits up to
+    # 15% of the tier (1.5 s) beyond it, and the wave of retries is that much longer.
+    _, _, fail_span, jitter_span, spread = results[0.15]
+    assert spread >= 0.6 * 0.15 * TIER, spread
     assert jitter_span >= fail_span + 0.5 * 0.15 * TIER, (fail_span, jitter_span)
-    assert jitter_peak < no_jitter_peak, (no_jitter_peak, jitter_peak)
 
 
 # -- 2. a rate limit per adapter ----------------------------------------------------------
