@@ -26,7 +26,6 @@ from trace_stream.adapters.base import Adapter, AdapterContext, BatchAdapter
 from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.codec.registry import Decoder, RegistryDecoder, input_decoder
 from trace_stream.core.clock import Clock, utc_now
-from trace_stream.core.errors import ConfigError
 from trace_stream.core.topics import Topics, layout
 from trace_stream.kafka import Consumer, Follower, Reader, TransactionalProducer, wait_for_brokers
 from trace_stream.kafka.connect import Ping
@@ -71,7 +70,9 @@ class Service:
         self.runner = AsyncRunner()
         self.http = transport.http_client()
         self.adapters = adapters.build(
-            s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
+            s.enabled_adapters,
+            lambda name: AdapterContext(name, self.http, self.clock),
+            limited=s.trace_rate_limits,
         )
         if not wait_for_brokers(
             s.kafka_config(), stop=self.stop, timeout=s.trace_startup_timeout_seconds
@@ -138,14 +139,7 @@ class Service:
         # fetch request, which otherwise long-polls up to 500 ms (measured on loopback:
         # median/max lateness 144/427 ms with the default, 48/104 ms with 100 ms).
         config = {**s.consumer_config(group, "earliest"), "fetch.wait.max.ms": 100}
-        limit = s.trace_rate_limits.get(adapter.name)
-        if limit is not None and isinstance(adapter, BatchAdapter):
-            # A batch adapter writes files; its posts are batches, not requests to a
-            # third party's API, so there is nothing to limit.
-            raise ConfigError(
-                f"invalid configuration: TRACE_RATE_LIMITS[{adapter.name}]: "
-                "a batch adapter (files) has no rate limit"
-            )
+        limit = s.trace_rate_limits.get(adapter.name)  # never a batch adapter's: `build`
         return Deliverer(
             adapter=adapter,
             consumer_factory=lambda d: Consumer(
