@@ -38,6 +38,11 @@ class RetryPolicy:
     jitter: float = 0.0
     """A share of each tier, 0 to 1, added at random to a retry's wait."""
 
+    @property
+    def longest_wait(self) -> timedelta:
+        """No retry waits longer than this: the last tier and all its jitter."""
+        return max(self.tiers) * (1 + self.jitter)
+
     def wait(self, tier: int, rand: Callable[[], float]) -> timedelta:
         """The wait before a retry on `tier`: the tier, plus up to `jitter` of it."""
         base = self.tiers[tier]

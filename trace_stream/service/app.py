@@ -139,6 +139,9 @@ class Service:
         # fetch request, which otherwise long-polls up to 500 ms (measured on loopback:
         # median/max lateness 144/427 ms with the default, 48/104 ms with 100 ms).
         config = {**s.consumer_config(group, "earliest"), "fetch.wait.max.ms": 100}
+        policy = RetryPolicy(
+            s.retry_tiers, topics.retries, s.trace_retry_max_attempts, s.trace_retry_jitter
+        )
         limit = s.trace_rate_limits.get(adapter.name)  # never a batch adapter's: `build`
         return Deliverer(
             adapter=adapter,
@@ -147,9 +150,7 @@ class Service:
             ),
             producer=self._producer(f"{group}.{s.trace_instance_id}"),
             topics=topics,
-            policy=RetryPolicy(
-                s.retry_tiers, topics.retries, s.trace_retry_max_attempts, s.trace_retry_jitter
-            ),
+            policy=policy,
             runner=self.runner,
             alerter=alerter,
             metrics=self.metrics,
@@ -158,8 +159,8 @@ class Service:
             max_in_flight=s.trace_max_in_flight,
             max_buffered=s.trace_max_buffered,
             # Later than this no valid delivery can be due: the scheduler rejects close
-            # times beyond the clock skew, and retries wait one tier at most.
-            max_ahead=s.delay + 2 * s.max_clock_skew + max(s.retry_tiers),
+            # times beyond the clock skew, and a retry waits one tier and its jitter at most.
+            max_ahead=s.delay + 2 * s.max_clock_skew + policy.longest_wait,
             breaker=Breaker(
                 s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
             ),

@@ -110,6 +110,9 @@ def test_jitter_spreads_a_retry_over_a_share_of_its_tier_never_before_it() -> No
         assert r.delivery.due_at - NOW == timedelta(seconds=wanted)
     odd = route(delivery(1), "webhook", FAIL, policy=policy, now=NOW, rand=lambda: -1.0)
     assert isinstance(odd, Retry) and odd.delivery.due_at - NOW == 30 * S, "never early"
+    most = route(delivery(4), "webhook", FAIL, policy=policy, now=NOW, rand=lambda: 0.999999)
+    assert isinstance(most, Retry) and most.delivery.due_at - NOW <= policy.longest_wait
+    assert policy.longest_wait == 3600 * 1.2 * S, "the deliverer accepts no due time later"
 
 
 def test_gone_stops_the_adapter_and_keeps_the_delivery() -> None:

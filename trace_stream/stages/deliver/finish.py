@@ -15,8 +15,8 @@ transaction produces and the effects to run once that transaction is through:
 Every post's outcome feeds the circuit breaker; when one opens it, an alert says until
 when. A Retry-After the tracker sends (with a 429 or 5xx) pauses the whole adapter
 until then (`state.hold`); a 410 Gone stops it until a restart: an alert, the metric
-and readiness say so. Logs and metrics hold ids and reasons, never a trace's content. A part of the
-deliver stage, not a stage: it runs on the deliverer's thread.
+and readiness say so. Logs and metrics hold ids and reasons, never a trace's content.
+A part of the deliver stage, not a stage: it runs on the deliverer's thread.
 """
 
 from __future__ import annotations
