@@ -1,7 +1,9 @@
 """A real HTTP tracker on loopback that records every request it receives.
 
 Responses are scripted per request (`respond`), so tests can make it fail a few
-times, throttle with Retry-After, reject auth, or hang past a timeout.
+times, throttle with Retry-After, reject auth, or hang past a timeout. With
+`limit_rate(n)` it enforces a rate limit of its own, as a tracker's API does: a token
+bucket of `n` a second (bursts of `n`); a request beyond it gets a 429.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class Tracker:
         """The most requests it was answering at once."""
         self.on_request: Callable[[Received], None] | None = None
         self.decide: Callable[[str, bytes], Reply] | None = None  # (path, body) -> reply
+        self._rate: float | None = None
+        self._retry_after: str | None = None
+        self._tokens = 0.0
+        self._refilled = 0.0
         tracker = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,8 +128,30 @@ class Tracker:
         with self._lock:
             self.in_flight -= 1
 
+    def limit_rate(self, per_second: float | None, retry_after: str | None = None) -> None:
+        """Answer 429 (with this Retry-After, if any) beyond `per_second` requests a
+        second, bursts of as many; None: no limit."""
+        with self._lock:
+            self._rate, self._retry_after = per_second, retry_after
+            self._tokens, self._refilled = per_second or 0.0, time.monotonic()
+
+    def _over_the_limit(self) -> bool:
+        """Called with the lock held: take a token, or say there is none."""
+        if self._rate is None:
+            return False
+        now = time.monotonic()
+        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return True
+        self._tokens -= 1
+        return False
+
     def _reply(self, path: str, body: bytes) -> Reply:
         with self._lock:
+            if self._over_the_limit():
+                after = {"Retry-After": self._retry_after} if self._retry_after else {}
+                return Reply(429, b'{"error": "rate limited"}', after)
             if self._script:
                 return self._script.popleft()
         return self.decide(path, body) if self.decide else self.default

@@ -18,13 +18,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainSerializer,
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -62,6 +66,21 @@ Schedule = Annotated[
     tuple[timedelta, ...], NoDecode, _parsed(parse_schedule), PlainSerializer(format_schedule)
 ]
 Names = Annotated[tuple[str, ...], NoDecode, _parsed(_names), PlainSerializer(",".join)]
+
+
+class RateLimitConfig(BaseModel):
+    """One adapter's entry in TRACE_RATE_LIMITS; a key left out is no such limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    per_second: float | None = Field(default=None, gt=0, le=100_000)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+    per_day: int | None = Field(default=None, ge=1, le=1_000_000_000)
+
+    @model_validator(mode="after")
+    def _burst_needs_a_rate(self) -> RateLimitConfig:
+        if self.burst is not None and self.per_second is None:
+            raise ValueError("burst needs per_second")
+        return self
 
 
 class Settings(BaseSettings):
@@ -128,7 +147,21 @@ class Settings(BaseSettings):
     trace_retry_backoff_base: float = Field(default=5, gt=0)
     # NoDecode again: pydantic-settings looks for it outside the `| None` only.
     trace_retry_schedule: Annotated[Schedule | None, NoDecode] = None
+    trace_retry_jitter: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="a share of each retry tier added at random to a retry's wait (0 to 1)",
+    )
     trace_enabled_adapters: Names = ("webhook",)
+    # Keyed by adapter name, in the core's settings rather than each adapter's own
+    # model: the deliverer applies the limit, so it works the same for every adapter
+    # (entry-point ones too) without each one declaring and validating it again.
+    trace_rate_limits: dict[str, RateLimitConfig] = Field(
+        default_factory=dict,
+        description='per adapter, as a JSON object: {"webhook": {"per_second": 20, '
+        '"burst": 40, "per_day": 100000}}; an adapter left out is not limited',
+    )
 
     trace_max_in_flight: int = Field(default=64, ge=1)
     trace_breaker_threshold: int = Field(
@@ -177,6 +210,18 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return out
+
+    @field_validator("trace_rate_limits")
+    @classmethod
+    def _limits_for_enabled_adapters(
+        cls, value: dict[str, RateLimitConfig], info: ValidationInfo
+    ) -> dict[str, RateLimitConfig]:
+        """A limit for an adapter that does not run is a typo that would leave the
+        real one unlimited."""
+        unknown = sorted(set(value) - set(info.data.get("trace_enabled_adapters", value)))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not in TRACE_ENABLED_ADAPTERS")
+        return value
 
     @field_validator("trace_input_topic", "trace_topic_prefix")
     @classmethod

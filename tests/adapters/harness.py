@@ -30,6 +30,7 @@ from trace_stream.adapters.base import (
     Adapter,
     AdapterContext,
     BatchAdapter,
+    Gone,
     Outcome,
     Permanent,
     Retriable,
@@ -52,7 +53,7 @@ PERSONAL = {
     "account_id": "acct-0097-private",
 }
 BASE_TIME = datetime(2025, 11, 20, 9, 30, tzinfo=UTC)
-Expected = tuple[type[Retriable] | type[Permanent], str]
+Expected = tuple[type[Retriable] | type[Permanent] | type[Gone], str]
 
 
 def make_trace(i: int, closed_at: datetime | None = None) -> Trace:
@@ -154,6 +155,7 @@ class HttpHarness(Harness):
         "server_error": (Retriable, "server_error"),
         "auth": (Permanent, "auth"),
         "rejected": (Permanent, "rejected"),
+        "gone": (Gone, "gone"),
         "connection": (Retriable, "connection"),
     }
     _status: ClassVar[dict[str, int]] = {
@@ -161,6 +163,7 @@ class HttpHarness(Harness):
         "server_error": 503,
         "auth": 401,
         "rejected": 422,
+        "gone": 410,
     }
 
     def __init__(self, env: pytest.MonkeyPatch, tracker: Tracker) -> None:

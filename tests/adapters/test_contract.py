@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from trace_stream.adapters.base import Delivered, Permanent, Retriable
+from trace_stream.adapters.base import Delivered, Gone, Permanent, Retriable
 from trace_stream.adapters.transport import http_client
 from trace_stream.core.errors import ConfigError
 from trace_stream.core.records import Trace
@@ -116,7 +116,7 @@ def test_secrets_never_leak(
         harness.reset()
         harness.fail(case)
         [outcome] = harness.deliver([make_trace(2)])
-        assert isinstance(outcome, Retriable | Permanent)
+        assert isinstance(outcome, Retriable | Permanent | Gone)
         details.append(outcome.detail)
     if harness.can_hang:
         harness.reset()

@@ -79,3 +79,27 @@ def test_a_third_party_adapter_is_found_and_built() -> None:
 def test_an_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown adapter 'nope'.*myfxbook"):
         adapters.build(["nope"], lambda name: pytest.fail("no context is needed"))
+
+
+def test_a_rate_limit_on_a_batch_adapter_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FILE_EXPORT_TYPE", "local")
+    monkeypatch.setenv("FILE_EXPORT_DIR", str(tmp_path))
+
+    def build(limited: list[str]) -> None:
+        async def go() -> None:
+            async with httpx.AsyncClient() as http:
+                built = adapters.build(
+                    ["file"],
+                    lambda name: AdapterContext(name, http, lambda: datetime.now(UTC)),
+                    limited=limited,
+                )
+                for adapter in built.values():
+                    await adapter.aclose()
+
+        asyncio.run(go())
+
+    build([])
+    with pytest.raises(ConfigError, match=r"^invalid configuration: TRACE_RATE_LIMITS\[file\]: "):
+        build(["file"])

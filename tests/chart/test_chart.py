@@ -738,3 +738,22 @@ def test_the_readme_example_renders(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     objects = [obj for obj in yaml.safe_load_all(result.stdout) if obj]
     assert {"StatefulSet", "ServiceMonitor", "PrometheusRule"} <= {o["kind"] for o in objects}
+
+
+def test_retry_jitter_and_rate_limits_render_as_the_service_reads_them() -> None:
+    from trace_stream.settings import Settings  # the service's own reading of the env
+
+    data = one(render("default-values.yaml"), "ConfigMap")["data"]
+    assert data["TRACE_RETRY_JITTER"] == "0.15"
+    assert "TRACE_RATE_LIMITS" not in data, "off by default"
+    limits = 'trace.rateLimits={"webhook":{"perSecond":20,"burst":1,"perDay":1000000}}'
+    data = one(render("default-values.yaml", "json:" + limits), "ConfigMap")["data"]
+    read = Settings.model_validate({"trace_rate_limits": json.loads(data["TRACE_RATE_LIMITS"])})
+    webhook = read.trace_rate_limits["webhook"]
+    assert (webhook.per_second, webhook.burst, webhook.per_day) == (20, 1, 1_000_000)
+    for bad in (
+        'trace.rateLimits={"webhook":{"perSecnd":20}}',
+        'trace.rateLimits={"webhook":{"perSecond":0}}',
+    ):
+        assert helm_template("default-values.yaml", "json:" + bad).returncode != 0, bad
+    assert helm_template("default-values.yaml", "trace.retry.jitter=2").returncode != 0

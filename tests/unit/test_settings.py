@@ -55,6 +55,8 @@ def test_explicit_schedule_and_fractional_delay(monkeypatch: pytest.MonkeyPatch)
         ("TRACE_RETRY_MAX_ATTEMPTS", "-2"),
         ("KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON"),
         ("TRACE_ENABLED_ADAPTERS", " , "),
+        ("TRACE_RETRY_JITTER", "1.5"),
+        ("TRACE_RETRY_JITTER", "-0.1"),
     ],
 )
 def test_invalid_settings_name_the_variable(
@@ -161,3 +163,48 @@ def test_bad_durations_are_one_line_naming_the_variable(
     text = str(info.value)
     assert text.startswith(f"invalid configuration: {var}: ") and "\n" not in text
     assert "is not a duration like 5s, 30m, 1h or 250ms" in text
+
+
+def test_jitter_and_limits_are_off_or_modest_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(Settings)
+    assert s.trace_retry_jitter == 0.15
+    assert s.trace_rate_limits == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ('{"webhook": {"per_second": 0}}', "TRACE_RATE_LIMITS[webhook][per_second]: "),
+        ('{"webhook": {"per_day": -3}}', "TRACE_RATE_LIMITS[webhook][per_day]: "),
+        ('{"webhook": {"burst": 10}}', "TRACE_RATE_LIMITS[webhook]: burst needs per_second"),
+        ('{"webhook": {"per_sec": 10}}', "TRACE_RATE_LIMITS[webhook][per_sec]: Extra inputs"),
+        ('{"webhok": {"per_second": 10}}', "TRACE_RATE_LIMITS: webhok: not in TRACE_ENABLED_"),
+        ('{"webhook": 10}', "TRACE_RATE_LIMITS[webhook]: "),
+        ("20/s", "TRACE_RATE_LIMITS: not valid JSON"),
+    ],
+)
+def test_rate_limits_are_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, said: str
+) -> None:
+    monkeypatch.setenv("TRACE_RATE_LIMITS", value)
+    with pytest.raises(ConfigError) as info:
+        load(Settings)
+    assert said in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_rate_limits_per_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "webhook,myfxbook")
+    monkeypatch.setenv(
+        "TRACE_RATE_LIMITS", '{"webhook": {"per_second": 20, "burst": 40, "per_day": 100000}}'
+    )
+    limits = load(Settings).trace_rate_limits
+    assert set(limits) == {"webhook"}
+    assert (limits["webhook"].per_second, limits["webhook"].burst) == (20, 40)
+    assert limits["webhook"].per_day == 100_000
+
+
+def test_rate_limits_print_as_an_object_of_the_limits_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_RATE_LIMITS", '{"webhook": {"per_second": 20, "per_day": 500}}')
+    shown = dict(env_lines(load(Settings)))["TRACE_RATE_LIMITS"]
+    assert shown == '{"webhook": {"per_second": "20.0", "per_day": "500"}}'

@@ -5,7 +5,7 @@ package adds one by declaring an entry point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from importlib.metadata import entry_points
 
 from trace_stream.adapters.base import Adapter, AdapterContext, AdapterFactory, BatchAdapter
@@ -19,9 +19,14 @@ def available() -> dict[str, AdapterFactory]:
 
 
 def build(
-    names: Iterable[str], context_for: Callable[[str], AdapterContext]
+    names: Iterable[str],
+    context_for: Callable[[str], AdapterContext],
+    limited: Collection[str] = (),
 ) -> dict[str, Adapter | BatchAdapter]:
-    """Instantiate the named adapters; an unknown name is a ConfigError listing the known ones."""
+    """Instantiate the named adapters; an unknown name is a ConfigError listing the known
+    ones. `limited`: the adapters given a rate limit (TRACE_RATE_LIMITS); a batch adapter
+    among them is a ConfigError: it writes files, there is no third party's API to spare,
+    and its posts are batches, not requests."""
     factories = available()
     adapters: dict[str, Adapter | BatchAdapter] = {}
     for name in names:
@@ -31,4 +36,9 @@ def build(
                 f"TRACE_ENABLED_ADAPTERS: unknown adapter {name!r} (available: {known})"
             )
         adapters[name] = factories[name](context_for(name))
+        if name in limited and isinstance(adapters[name], BatchAdapter):
+            raise ConfigError(
+                f"invalid configuration: TRACE_RATE_LIMITS[{name}]: {name} is a batch "
+                "adapter (files): it takes no rate limit"
+            )
     return adapters

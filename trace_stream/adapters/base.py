@@ -1,7 +1,7 @@
 """The adapter seam: one Protocol every tracker adapter satisfies, and its outcomes.
 
 An adapter turns one redacted Trace into one Outcome. It never raises for a failed
-post: every failure is classified as Retriable or Permanent with a `reason` from
+post: every failure is classified as Retriable, Permanent or Gone with a `reason` from
 the fixed FailReason set (safe as a metric label) and a `detail` built from status
 codes and exception types only (never a URL with a token, never a secret).
 """
@@ -17,7 +17,14 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
-from trace_stream.core.outcomes import Delivered, FailReason, Outcome, Permanent, Retriable
+from trace_stream.core.outcomes import (
+    Delivered,
+    FailReason,
+    Gone,
+    Outcome,
+    Permanent,
+    Retriable,
+)
 from trace_stream.core.records import Trace
 
 
@@ -109,6 +116,7 @@ __all__ = [
     "BatchAdapter",
     "Delivered",
     "FailReason",
+    "Gone",
     "Outcome",
     "Permanent",
     "Retriable",

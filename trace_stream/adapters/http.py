@@ -1,6 +1,7 @@
 """Shared HTTP posting and response classification for HTTP adapters.
 
-Retriable: connection errors, timeouts, 408, 425, 429 and 5xx. Permanent: any
+Retriable: connection errors, timeouts, 408, 425, 429 and 5xx. Gone: 410 (the
+endpoint is gone for good: the adapter stops, the trades are kept). Permanent: any
 other 4xx (401/403 as `auth`). A `Retry-After` header is passed on.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from trace_stream.adapters.base import Delivered, Outcome, Permanent, Retriable
+from trace_stream.adapters.base import Delivered, Gone, Outcome, Permanent, Retriable
 from trace_stream.adapters.transport import SharedClient
 
 
@@ -61,6 +62,8 @@ def classify(response: Response, now: datetime) -> Outcome:
         return Retriable("rate_limited", detail, retry_after(response, now))
     if code in RETRIABLE_4XX or code >= 500:
         return Retriable("server_error", detail, retry_after(response, now))
+    if code == 410:
+        return Gone(detail)
     if code in (401, 403):
         return Permanent("auth", detail)
     return Permanent("rejected", detail)

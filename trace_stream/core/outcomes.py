@@ -3,6 +3,13 @@
 `reason` comes from the fixed FailReason set (safe as a metric label); `detail` is
 built from status codes and exception types only (never a URL with a token, never
 a secret, never a value of the trade).
+
+    Delivered   the tracker accepted it
+    Retriable   try again later (a `retry_after` the tracker asked for also pauses the
+                whole adapter until then: see `stages/deliver/finish.py`)
+    Permanent   this post will never be accepted: dead-letter it
+    Gone        the endpoint is gone for good (HTTP 410): not this trade's fault, so
+                the trade is kept (never dead-lettered) and the adapter stops sending
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ FailReason = Literal[
     "rejected",
     "storage",
     "unexpected",
+    "gone",
 ]
 
 
@@ -42,4 +50,10 @@ class Permanent:
     detail: str
 
 
-Outcome = Delivered | Retriable | Permanent
+@dataclass(frozen=True)
+class Gone:
+    detail: str
+    reason: FailReason = "gone"
+
+
+Outcome = Delivered | Retriable | Permanent | Gone

@@ -67,7 +67,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 async def _check(settings: Settings, timeout: float) -> int:
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
         built = adapters.build(
-            settings.enabled_adapters, lambda name: AdapterContext(name, http, utc_now)
+            settings.enabled_adapters,
+            lambda name: AdapterContext(name, http, utc_now),
+            limited=settings.trace_rate_limits,
         )
         try:
             models = {name: probe.settings_of(name) for name in built}

@@ -29,9 +29,18 @@ def shown(name: str, value: object) -> str:
     if isinstance(value, SecretStr) or SECRET_NAME.search(name):
         return MASK
     if isinstance(value, Mapping):
-        return json.dumps({str(k): shown(str(k), v) for k, v in value.items()})
+        return json.dumps(_masked(value))
     text = str(value)
     return site(text) if _URL.match(text) else text
+
+
+def _masked(value: Mapping[object, object]) -> dict[str, object]:
+    """A mapping shown key by key, nested ones as objects, unset keys left out."""
+    return {
+        str(k): _masked(v) if isinstance(v, Mapping) else shown(str(k), v)
+        for k, v in value.items()
+        if v is not None
+    }
 
 
 def site(url: str) -> str:

@@ -41,6 +41,7 @@ from trace_stream.stages.schedule import Scheduler
 from trace_stream.stages.signals import SignalFollower
 from trace_stream.stages.stage import Stage
 from trace_stream.state.breaker import Breaker
+from trace_stream.state.limits import RateLimit
 from trace_stream.telemetry.alerts import Alerter
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
@@ -69,7 +70,9 @@ class Service:
         self.runner = AsyncRunner()
         self.http = transport.http_client()
         self.adapters = adapters.build(
-            s.enabled_adapters, lambda name: AdapterContext(name, self.http, self.clock)
+            s.enabled_adapters,
+            lambda name: AdapterContext(name, self.http, self.clock),
+            limited=s.trace_rate_limits,
         )
         if not wait_for_brokers(
             s.kafka_config(), stop=self.stop, timeout=s.trace_startup_timeout_seconds
@@ -136,6 +139,10 @@ class Service:
         # fetch request, which otherwise long-polls up to 500 ms (measured on loopback:
         # median/max lateness 144/427 ms with the default, 48/104 ms with 100 ms).
         config = {**s.consumer_config(group, "earliest"), "fetch.wait.max.ms": 100}
+        policy = RetryPolicy(
+            s.retry_tiers, topics.retries, s.trace_retry_max_attempts, s.trace_retry_jitter
+        )
+        limit = s.trace_rate_limits.get(adapter.name)  # never a batch adapter's: `build`
         return Deliverer(
             adapter=adapter,
             consumer_factory=lambda d: Consumer(
@@ -143,7 +150,7 @@ class Service:
             ),
             producer=self._producer(f"{group}.{s.trace_instance_id}"),
             topics=topics,
-            policy=RetryPolicy(s.retry_tiers, topics.retries, s.trace_retry_max_attempts),
+            policy=policy,
             runner=self.runner,
             alerter=alerter,
             metrics=self.metrics,
@@ -152,11 +159,12 @@ class Service:
             max_in_flight=s.trace_max_in_flight,
             max_buffered=s.trace_max_buffered,
             # Later than this no valid delivery can be due: the scheduler rejects close
-            # times beyond the clock skew, and retries wait one tier at most.
-            max_ahead=s.delay + 2 * s.max_clock_skew + max(s.retry_tiers),
+            # times beyond the clock skew, and a retry waits one tier and its jitter at most.
+            max_ahead=s.delay + 2 * s.max_clock_skew + policy.longest_wait,
             breaker=Breaker(
                 s.trace_breaker_threshold, timedelta(seconds=s.trace_breaker_cooldown_seconds)
             ),
+            limit=None if limit is None else RateLimit(self.clock(), **limit.model_dump()),
             consent=self.signals.decide,
         )
 

@@ -7,6 +7,10 @@ delivery to it fails the same way, and one message per trade would bury the chan
 and the log. Within `min_interval` of the last alert for the same pair, further ones
 are only counted (and logged at WARNING), and the next alert says how many were held
 back. ERROR is for what an operator must act on: one line per alert.
+
+Besides abandoned deliveries, an adapter held back as a whole says so: `paused` (its
+circuit breaker opened), `slowed` (the tracker's Retry-After: a WARNING, it passes by
+itself) and `stopped` (410 Gone: an ERROR, someone must fix the configuration).
 """
 
 from __future__ import annotations
@@ -88,6 +92,36 @@ class Alerter:
                 f":rotating_light: trace-stream paused deliveries to {adapter} until {until}: "
                 "the tracker keeps rejecting our requests (credentials or body). Deliveries "
                 "wait in Kafka and resume once it accepts them again."
+            )
+            self._runner.submit(self._post(text))
+
+    def slowed(self, adapter: str, until: str, detail: str) -> None:
+        """A tracker asked us to wait (Retry-After): every delivery to it waits."""
+        log.warning(
+            "adapter paused: the tracker asked to retry later",
+            extra={"adapter": adapter, "until": until, "detail": detail},
+        )
+        self._metrics.alerts.labels(adapter, "tracker_paused").inc()
+        if self._url and self._take_turn((adapter, "tracker_paused")) is not None:
+            text = (
+                f":hourglass: trace-stream paused deliveries to {adapter} until {until}: the "
+                f"tracker asked us to slow down ({detail}). Deliveries wait in Kafka."
+            )
+            self._runner.submit(self._post(text))
+
+    def stopped(self, adapter: str, detail: str) -> None:
+        """A tracker said its endpoint is gone: the adapter stopped until a restart."""
+        log.error(
+            "adapter stopped: the tracker says the endpoint is gone; fix its configuration "
+            "and restart",
+            extra={"adapter": adapter, "detail": detail},
+        )
+        self._metrics.alerts.labels(adapter, "adapter_stopped").inc()
+        if self._url and self._take_turn((adapter, "adapter_stopped")) is not None:
+            text = (
+                f":rotating_light: trace-stream stopped deliveries to {adapter}: the tracker "
+                f"says the endpoint is gone ({detail}). Deliveries wait in Kafka; fix the "
+                "adapter's configuration and restart the service to send them."
             )
             self._runner.submit(self._post(text))
 

@@ -9,7 +9,8 @@
           loop came round within `ready_within` seconds (it is not blocked on Kafka);
           and, once `watch_kafka` is on, a broker answered the Kafka watch within
           `unreachable_after` seconds (`stages.reach`), whatever the stages are
-          blocked in.
+          blocked in; and no adapter has stopped (`stopped`: its tracker answered
+          410 Gone, so it sends nothing until a restart; the other adapters carry on).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Health:
         self._started = False
         self._unreachable_after: float | None = None
         self._reached = now
+        self._stopped: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def watch(self, stages: Iterable[str]) -> None:
@@ -78,6 +80,11 @@ class Health:
             else:
                 self._cut_off.add(stage)
 
+    def stopped(self, adapter: str, why: str) -> None:
+        """An adapter stopped sending for good (until a restart): not ready."""
+        with self._lock:
+            self._stopped.setdefault(adapter, why)
+
     def joined(self, stage: str) -> None:
         with self._lock:
             self._joined.add(stage)
@@ -100,10 +107,12 @@ class Health:
             stuck = sorted(s for s, at in self._beats.items() if now - at > self._ready_within)
             silent = now - self._reached
             unreachable = self._unreachable_after is not None and silent > self._unreachable_after
+            stopped = sorted(self._stopped.items())
         problems = [f"no Kafka broker answered for {silent:.0f} s"] if unreachable else []
         problems += [f"not assigned: {','.join(waiting)}"] if waiting else []
         problems += [f"Kafka unreachable: {','.join(cut_off)}"] if cut_off else []
         problems += [f"not progressing: {','.join(stuck)}"] if stuck else []
+        problems += [f"adapter stopped: {name} ({why})" for name, why in stopped]
         return (not problems, "; ".join(problems) or "ok")
 
 

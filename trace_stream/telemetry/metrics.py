@@ -88,6 +88,27 @@ class Metrics:
             ["adapter"],
             registry=registry,
         )
+        self.waiting_for_limit = Gauge(
+            "trust_trace_waiting_for_limit",
+            "1 while deliveries that are due wait for the adapter's own limit "
+            "(TRACE_RATE_LIMITS): limit is rate or daily_quota.",
+            ["adapter", "limit"],
+            registry=registry,
+        )
+        self.tracker_paused = Gauge(
+            "trust_trace_tracker_paused",
+            "1 while a tracker's Retry-After (with a 429 or 5xx) holds every delivery of the "
+            "adapter.",
+            ["adapter"],
+            registry=registry,
+        )
+        self.adapter_stopped = Gauge(
+            "trust_trace_adapter_stopped",
+            "1 once a tracker answered 410 Gone: the adapter sends nothing until the service "
+            "restarts; its deliveries wait in Kafka.",
+            ["adapter"],
+            registry=registry,
+        )
         self.withdrawn = Counter(
             "trust_trace_withdrawn",
             "Deliveries not posted because the signal's current settings no longer allow "
@@ -112,6 +133,11 @@ class Metrics:
             "Alert webhook posts that failed.",
             registry=registry,
         )
+
+    def report_limit(self, adapter: str, waiting_for: str | None) -> None:
+        """Which limit due deliveries of `adapter` wait for now, if any."""
+        for limit in ("rate", "daily_quota"):
+            self.waiting_for_limit.labels(adapter, limit).set(waiting_for == limit)
 
     def report_due_lag(self, adapter: str, source: str, seconds: float) -> None:
         """One source's view of an adapter's due lag; the gauge shows the largest. The

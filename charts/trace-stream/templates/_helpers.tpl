@@ -157,6 +157,18 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- $_ = set $env "TRACE_RETRY_MAX_ATTEMPTS" (toString $v.trace.retry.maxAttempts) }}
 {{- $_ = set $env "TRACE_RETRY_BACKOFF_BASE" (toString $v.trace.retry.backoffBase) }}
 {{- if $v.trace.retry.schedule }}{{ $_ = set $env "TRACE_RETRY_SCHEDULE" $v.trace.retry.schedule }}{{ end }}
+{{- $_ = set $env "TRACE_RETRY_JITTER" (toString $v.trace.retry.jitter) }}
+{{- if $v.trace.rateLimits }}
+{{- $limits := dict }}
+{{- range $name, $l := $v.trace.rateLimits }}
+{{- $one := dict }}
+{{- if $l.perSecond }}{{ $_ = set $one "per_second" $l.perSecond }}{{ end }}
+{{- if $l.burst }}{{ $_ = set $one "burst" (int $l.burst) }}{{ end }}
+{{- if $l.perDay }}{{ $_ = set $one "per_day" (int64 $l.perDay) }}{{ end }}
+{{- $_ = set $limits $name $one }}
+{{- end }}
+{{- $_ = set $env "TRACE_RATE_LIMITS" (toJson $limits) }}
+{{- end }}
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
 {{- $_ = set $env "TRACE_MAX_BUFFERED" (toString $v.trace.maxBuffered) }}
 {{- $_ = set $env "TRACE_KAFKA_TIMEOUT_SECONDS" (toString $v.trace.kafkaTimeoutSeconds) }}

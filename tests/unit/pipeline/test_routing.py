@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support import trade_event
-from trace_stream.adapters.base import Delivered, Permanent, Retriable
+from trace_stream.adapters.base import Delivered, Gone, Permanent, Retriable
 from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.pipeline.redact import redact
-from trace_stream.pipeline.routing import Abandon, Done, Retry, RetryPolicy, route
+from trace_stream.pipeline.routing import Abandon, Done, Retry, RetryPolicy, Stop, route
 
 S = timedelta(seconds=1)
 TIERS = (5 * S, 30 * S, 300 * S, 1800 * S, 3600 * S)
@@ -100,3 +100,20 @@ def test_zero_retries_dead_letters_the_first_failure() -> None:
     r = go(0, FAIL, max_retries=0)
     assert isinstance(r, Abandon)
     assert r.letter.reason == "retries_exhausted"
+
+
+def test_jitter_spreads_a_retry_over_a_share_of_its_tier_never_before_it() -> None:
+    policy = RetryPolicy(TIERS, TOPICS, 5, jitter=0.2)
+    for draw, wanted in [(0.0, 30), (0.5, 33), (0.999, 35.994)]:
+        r = route(delivery(1), "webhook", FAIL, policy=policy, now=NOW, rand=lambda: draw)  # noqa: B023
+        assert isinstance(r, Retry)
+        assert r.delivery.due_at - NOW == timedelta(seconds=wanted)
+    odd = route(delivery(1), "webhook", FAIL, policy=policy, now=NOW, rand=lambda: -1.0)
+    assert isinstance(odd, Retry) and odd.delivery.due_at - NOW == 30 * S, "never early"
+    most = route(delivery(4), "webhook", FAIL, policy=policy, now=NOW, rand=lambda: 0.999999)
+    assert isinstance(most, Retry) and most.delivery.due_at - NOW <= policy.longest_wait
+    assert policy.longest_wait == 3600 * 1.2 * S, "the deliverer accepts no due time later"
+
+
+def test_gone_stops_the_adapter_and_keeps_the_delivery() -> None:
+    assert go(2, Gone("HTTP 410")) == Stop("HTTP 410")

@@ -23,7 +23,7 @@ from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.codec import decode_dead_letter
 from trace_stream.codec.wire import delivery_record
 from trace_stream.core.messages import TP, Message, OutRecord
-from trace_stream.core.outcomes import Delivered, Outcome, Permanent
+from trace_stream.core.outcomes import Delivered, Gone, Outcome, Permanent, Retriable
 from trace_stream.core.records import DeadLetter, Origin, Trace, TraceDelivery
 from trace_stream.core.topics import Topics
 from trace_stream.kafka import TransactionAborted
@@ -32,6 +32,7 @@ from trace_stream.pipeline.redact import redact
 from trace_stream.pipeline.routing import RetryPolicy
 from trace_stream.stages.deliver import Deliverer
 from trace_stream.state.breaker import Breaker
+from trace_stream.state.limits import RateLimit
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
 
@@ -192,6 +193,14 @@ class FakeAlerter:
     def __init__(self) -> None:
         self.abandoned_letters: list[DeadLetter] = []
         self.paused_until: list[str] = []
+        self.slowed_until: list[str] = []
+        self.stopped_for: list[str] = []
+
+    def slowed(self, adapter: str, until: str, detail: str) -> None:
+        self.slowed_until.append(until)
+
+    def stopped(self, adapter: str, detail: str) -> None:
+        self.stopped_for.append(detail)
 
     def abandoned(self, letter: DeadLetter) -> None:
         self.abandoned_letters.append(letter)
@@ -224,6 +233,7 @@ class Rig:
         self.adapter = adapter or FakeAdapter()
         self.runner = runner
         self.metrics = Metrics(CollectorRegistry())
+        self.health = Health([f"deliver.{NAME}"])
         self.deliverer = Deliverer(
             adapter=self.adapter,
             consumer_factory=lambda _: cast(Any, self.consumer),
@@ -233,7 +243,7 @@ class Rig:
             runner=runner,
             alerter=cast(Any, self.alerter),
             metrics=self.metrics,
-            health=Health([f"deliver.{NAME}"]),
+            health=self.health,
             clock=self.clock,
             monotonic=self.clock.monotonic,
             **options,
@@ -457,3 +467,81 @@ def test_a_batch_adapters_next_batch_waits_until_the_last_one_is_committed(
     rig.producer.confirm()
     rig.until(lambda: rig.pushed() == 4, "the second batch")
     assert adapter.batches == [(0, 1), (2, 3)]
+
+
+def test_a_retry_after_holds_every_delivery_of_the_adapter_until_then(
+    runner: CountingRunner,
+) -> None:
+    rig = Rig(runner)
+    rig.adapter.outcomes["T-slow"] = Retriable("rate_limited", "HTTP 429", timedelta(seconds=2))
+    rig.consumer.add(A, "T-slow", T0)
+    rig.consumer.add(A, "T-a", T0 + timedelta(seconds=1))
+    rig.consumer.add(B, "T-b", T0 + timedelta(seconds=1))
+    failed = rig.metrics.failed.labels(NAME, "rate_limited")._value.get
+    rig.until(lambda: failed() == 1, "the 429")
+    assert rig.alerter.slowed_until == [(T0 + timedelta(seconds=2)).isoformat()]
+    paused = rig.metrics.tracker_paused.labels(NAME)._value.get
+    assert paused() == 1
+    rig.clock.now = T0 + timedelta(seconds=1.999)  # the others are due, the tracker said wait
+    rig.step(5)
+    assert runner.started == 1, f"posted during the tracker's pause: {rig.posted()}"
+    assert 0 < rig.deliverer._poll_timeout() <= 0.001 + 1e-9, "wakes when the pause ends"
+    rig.clock.now = T0 + timedelta(seconds=2)
+    rig.until(lambda: rig.pushed() == 2, "both posts once the pause is over")
+    assert sorted(rig.posted()) == ["T-a", "T-b", "T-slow"]
+    rig.clock.mono += 1  # the next report, and a commit
+    rig.step()
+    assert paused() == 0
+    (retry,) = rig.producer.transactions[-1].records
+    assert retry.topic == "retry.3s", "the one that got the 429 waits on its tier as before"
+
+
+def test_the_rate_limit_starts_no_more_posts_than_it_allows(runner: CountingRunner) -> None:
+    rig = Rig(runner, limit=RateLimit(T0, per_second=2, burst=2), auto=True)
+    for i in range(5):
+        rig.consumer.add(A, f"T-{i}", T0)
+    rig.until(lambda: rig.pushed() == 2, "the burst")
+    rig.clock.mono += 1  # the next report
+    rig.step(5)
+    assert runner.started == 2, "posted beyond the burst"
+    waiting = rig.metrics.waiting_for_limit.labels(NAME, "rate")._value.get
+    assert waiting() == 1
+    assert 0.49 < rig.deliverer._poll_timeout() <= 0.5, "sleeps until the next token"
+    rig.clock.advance(0.499)
+    rig.step(3)
+    assert runner.started == 2, "posted before its token"
+    rig.clock.advance(0.002)
+    rig.until(lambda: rig.pushed() == 3, "one more, half a second later")
+    rig.clock.advance(1)
+    rig.until(lambda: rig.pushed() == 5, "the rest")
+    rig.clock.mono += 1  # the next report, and a commit
+    rig.until(lambda: rig.consumer.committed == {A: 5}, "all committed")
+    assert waiting() == 0
+
+
+def test_gone_stops_the_adapter_and_keeps_its_deliveries_in_kafka(runner: CountingRunner) -> None:
+    rig = Rig(runner, max_in_flight=1)
+    rig.adapter.outcomes["T-1"] = Gone("HTTP 410")
+    rig.consumer.add(A, "T-0", T0)
+    rig.consumer.add(A, "T-1", T0)
+    rig.consumer.add(A, "T-2", T0)
+    rig.consumer.add(B, "T-3", T0 + timedelta(seconds=5))
+    gone = rig.metrics.failed.labels(NAME, "gone")._value.get
+    rig.until(lambda: gone() == 1, "the 410")
+    rig.clock.advance(60)
+    rig.step(10)
+    assert rig.posted() == ["T-0", "T-1"], "posted after the tracker said it is gone"
+    assert rig.alerter.stopped_for == ["HTTP 410"]
+    assert rig.metrics.adapter_stopped.labels(NAME)._value.get() == 1
+    rig.health.started()
+    rig.deliverer.on_assign([A, B])
+    assert rig.health.ready() == (
+        False,
+        "adapter stopped: fake (the tracker answered HTTP 410 Gone)",
+    )
+    rig.producer.confirm()
+    rig.clock.advance(60)
+    rig.step(3)
+    assert rig.consumer.committed == {A: 1}, "committed past a delivery that was not posted"
+    assert [r for t in rig.producer.transactions for r in t.records] == [], "a record written"
+    assert rig.deliverer._poll_timeout() == 0.5, "nothing to wake for"

@@ -82,3 +82,13 @@ def test_without_the_watch_silence_alone_is_no_reason() -> None:
     clock.now += 10
     h.beat("schedule")
     assert h.ready() == (True, "ok")
+
+
+def test_a_stopped_adapter_is_not_ready_and_says_which() -> None:
+    h = Health(["deliver.webhook", "deliver.myfxbook"], clock=Clock())
+    h.started()
+    h.joined("deliver.webhook")
+    h.joined("deliver.myfxbook")
+    h.stopped("webhook", "the tracker answered HTTP 410 Gone")
+    assert h.ready() == (False, "adapter stopped: webhook (the tracker answered HTTP 410 Gone)")
+    assert h.live() == (True, "ok"), "alive: a restart is for after the fix, not a cure"

@@ -10,10 +10,13 @@ transaction produces and the effects to run once that transaction is through:
     failed for good                     -> a dead letter; counted and alerted once committed
     consent withdrawn, adapter removed  -> no record; counted once committed, never retried
     consent cannot be read              -> a dead letter (`signal_settings_unreadable`)
+    the endpoint is gone (410)          -> not finished: it stays in Kafka, uncommitted
 
 Every post's outcome feeds the circuit breaker; when one opens it, an alert says until
-when. Logs and metrics hold ids and reasons, never a trace's content. A part of the
-deliver stage, not a stage: it runs on the deliverer's thread.
+when. A Retry-After the tracker sends (with a 429 or 5xx) pauses the whole adapter
+until then (`state.hold`); a 410 Gone stops it until a restart: an alert, the metric
+and readiness say so. Logs and metrics hold ids and reasons, never a trace's content.
+A part of the deliver stage, not a stage: it runs on the deliverer's thread.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from trace_stream.codec.wire import dead_letter_record, delivery_record
 from trace_stream.core.dead_letters import dead_letter
 from trace_stream.core.errors import InvalidEvent
 from trace_stream.core.messages import TP, Message
-from trace_stream.core.outcomes import Delivered, Outcome, Permanent
+from trace_stream.core.outcomes import Delivered, Gone, Outcome, Permanent, Retriable
 from trace_stream.core.reasons import Reason
 from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
 from trace_stream.pipeline.consent import UNREADABLE, Decision, Post, Withdrawn
-from trace_stream.pipeline.routing import Abandon, Retry, RetryPolicy, route
+from trace_stream.pipeline.routing import Abandon, Retry, RetryPolicy, Stop, route
 from trace_stream.state.breaker import Breaker
+from trace_stream.state.hold import Hold
 from trace_stream.state.offsets import OffsetTracker
 from trace_stream.telemetry.alerts import Alerter
+from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.logs import Tally
 from trace_stream.telemetry.metrics import Metrics
 
@@ -51,18 +56,25 @@ class Finisher:
         dead_letter_topic: str,
         policy: RetryPolicy,
         breaker: Breaker,
+        hold: Hold,
         consent: Callable[[str, str], Decision] | None,
         alerter: Alerter,
         metrics: Metrics,
+        health: Health,
         clock: Callable[[], datetime],
         max_ahead: timedelta,
+        rand: Callable[[], float],
     ) -> None:
-        """`max_ahead`: no valid event's delivery is due further ahead than this."""
+        """`max_ahead`: no valid event's delivery is due further ahead than this;
+        `rand`: the random source of the retries' jitter."""
         self._name = adapter
         self._tracker = tracker
         self._dlq = dead_letter_topic
         self._policy = policy
         self._breaker = breaker
+        self._hold = hold
+        self._health = health
+        self._rand = rand
         self._consent = consent
         self._alerter = alerter
         self._metrics = metrics
@@ -145,7 +157,7 @@ class Finisher:
             log.warning(
                 "post failed", extra={**ctx, "reason": outcome.reason, "detail": outcome.detail}
             )
-        r = route(delivery, self._name, outcome, policy=self._policy, now=now)
+        r = route(delivery, self._name, outcome, policy=self._policy, now=now, rand=self._rand)
         if isinstance(r, Retry):
             self._tally.add("retried")
             due = r.delivery.due_at.isoformat()
@@ -153,6 +165,8 @@ class Finisher:
             self._tracker.finish(tp, offset, [delivery_record(r.topic, r.delivery)])
         elif isinstance(r, Abandon):
             self._abandon(tp, offset, r.letter)
+        elif isinstance(r, Stop):
+            pass  # left unfinished: no commit passes it; a restart reads it again
         else:
             self._tracker.finish(tp, offset)
 
@@ -161,7 +175,17 @@ class Finisher:
         self._tally.report(adapter=self._name)
 
     def _watch(self, outcome: Outcome, now: datetime) -> None:
-        """Feed the circuit breaker; say so loudly when it opens."""
+        """Feed the circuit breaker and the tracker's hold; say so loudly when either
+        holds the adapter back."""
+        if isinstance(outcome, Retriable) and outcome.retry_after:
+            if self._hold.pause(now, outcome.retry_after):
+                until = self._hold.until(now)
+                self._metrics.tracker_paused.labels(self._name).set(1)
+                self._alerter.slowed(self._name, until.isoformat() if until else "", outcome.detail)
+        elif isinstance(outcome, Gone) and self._hold.stop(outcome.detail):
+            self._metrics.adapter_stopped.labels(self._name).set(1)
+            self._health.stopped(self._name, f"the tracker answered {outcome.detail} Gone")
+            self._alerter.stopped(self._name, outcome.detail)
         if isinstance(outcome, Delivered):
             self._breaker.success()
             self._metrics.adapter_paused.labels(self._name).set(0)

@@ -4,6 +4,7 @@ package's docstring for its contract)."""
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,10 @@ from trace_stream.stages.deliver.finish import Finisher
 from trace_stream.state.batching import Batcher
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.commits import Commits
+from trace_stream.state.gate import Gate
+from trace_stream.state.hold import Hold
 from trace_stream.state.intake import Intake, budget
+from trace_stream.state.limits import RateLimit
 from trace_stream.state.lookahead import Held, InOrder, Lookahead, Timers
 from trace_stream.state.offsets import OffsetTracker
 from trace_stream.telemetry.alerts import Alerter
@@ -47,6 +51,8 @@ class Deliverer:
         health: Health,
         clock: Callable[[], datetime],
         breaker: Breaker | None = None,
+        limit: RateLimit | None = None,
+        rand: Callable[[], float] = random.random,
         consent: Callable[[str, str], Decision] | None = None,
         max_in_flight: int = 64,
         max_buffered: int = 10_000,
@@ -65,7 +71,10 @@ class Deliverer:
         self._clock = clock
         self._monotonic = monotonic
         self._max_in_flight = max_in_flight
-        self._breaker = breaker or Breaker(0, timedelta(0))
+        breaker = breaker or Breaker(0, timedelta(0))
+        # A tracker's pause lasts at most as long as the longest retry tier waits.
+        hold = Hold(max(policy.tiers))
+        self._gate = Gate(breaker, hold, limit or RateLimit(clock()))
         self._tracker = OffsetTracker()
         observe = metrics.post_duration.labels(adapter.name).observe
         self._posts = Poster(adapter, runner, post_timeout, observe)
@@ -75,8 +84,8 @@ class Deliverer:
             self._batcher = Batcher(adapter.batch_size, age, key=lambda d: key(d.trace))
         # Batch files are named after their first offset: they need offset order.
         self._ahead: Lookahead[Held] = Timers() if self._batcher is None else InOrder()
-        limit = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
-        self._intake = Intake(self._consumer, limit, self._tracker.unfinished)
+        room = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
+        self._intake = Intake(self._consumer, room, self._tracker.unfinished)
         self._commits = Commits(
             self._tracker,
             producer,
@@ -91,12 +100,15 @@ class Deliverer:
             self._tracker,
             dead_letter_topic=topics.dead_letter,
             policy=policy,
-            breaker=self._breaker,
+            breaker=breaker,
+            hold=hold,
             consent=consent,
             alerter=alerter,
             metrics=metrics,
+            health=health,
             clock=clock,
             max_ahead=max_ahead,
+            rand=rand,
         )
         self._last_report = 0.0
 
@@ -147,22 +159,26 @@ class Deliverer:
         if self._commits.stalled():
             return cap  # nothing may start: look again for the transaction's end
         due = self._ahead.next_due()
-        if due is not None:
-            due = max(due, self._breaker.closed_at(now) or due)
-            cap = min(cap, max(0.0, (due - now).total_seconds()))
+        wake = None if due is None else self._gate.wake_at(due, now)
+        if wake is not None:
+            cap = min(cap, max(0.0, (wake - now).total_seconds()))
         if self._batcher is not None:
             cap = self._batcher.wait_seconds(self._monotonic(), cap)
         return cap
 
     def _release(self, now: datetime) -> None:
-        """Start the posts of the deliveries that are due, as slots allow."""
-        if self._breaker.closed_at(now) is not None:
-            return  # the breaker is open: due deliveries wait in memory and in Kafka
+        """Start the posts of the deliveries that are due, as slots and the adapter's
+        limit allow."""
+        if self._gate.closed(now):
+            return  # the adapter is held back: due deliveries wait in memory and in Kafka
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
         batcher = self._batcher
         # A batch adapter posts one batch per partition at a time: all that is due joins one.
-        slots = len(self._ahead) if batcher is not None else self._max_in_flight - len(self._posts)
+        if batcher is not None:
+            slots = len(self._ahead)
+        else:
+            slots = min(self._max_in_flight - len(self._posts), self._gate.allowance(now))
         works = []
         for tp, offset, held in self._ahead.pop_due(now, slots):
             delivery = codec.decode_delivery(held.raw)
@@ -173,6 +189,7 @@ class Deliverer:
             else:
                 works.append(Work(tp, ((offset, delivery),)))
         if batcher is None:
+            self._gate.spend(now, len(works))
             self._posts.submit(works)
 
     def _accept(self, m: Message) -> None:
@@ -193,6 +210,11 @@ class Deliverer:
         lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
+        self._metrics.tracker_paused.labels(self.adapter.name).set(self._gate.paused(now))
+        due = self._ahead.next_due()
+        self._metrics.report_limit(
+            self.adapter.name, self._gate.waiting_for(now) if due and due <= now else None
+        )
         self._intake.snapshot()
         self._finish.report()
 
