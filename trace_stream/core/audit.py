@@ -152,4 +152,4 @@ def extends(old: Checkpoint, new: Verified) -> None:
     try:
         merkle.verify_consistency(old.size, cp.size, old.root, cp.root, proof)
     except merkle.ProofError as exc:
-        raise AuditError(f"{exc} (the log was rewritten or forked)") from None
+        raise AuditError(str(exc)) from None
