@@ -125,8 +125,11 @@ def test_two_replicas_one_sigkilled_leave_each_log_whole(kafka_bootstrap, ledger
     publish(settings, *sent[:150])
     a = Process(env_for(settings, **extra), tmp_path / "a.log")
     b = Process(env_for(second, **extra), tmp_path / "b.log")
+
+    def total() -> int:
+        return sum(size(ledger, s) for s in SIGNALS)
+
     try:
-        total = lambda: sum(size(ledger, s) for s in SIGNALS)  # noqa: E731
         wait_for(lambda: total() >= 30, timeout=90, what="both replicas appending")
         publish(settings, *sent[150:])
         a.kill()  # mid-stream: its partitions move to b, its last batches are redelivered

@@ -1,18 +1,19 @@
 """The ledger: per signal, a signed, append-only transparency log of its redacted trades.
 
-Each signal's log lives in LEDGER_DIR/<signal_id>/ as static files in the C2SP
-tlog-tiles layout (`checkpoint`, `tile/<L>/...`, `tile/entries/...`; see core/tiles.py),
-its entries the canonical JSON of the trades as posted (core/entry.py), its checkpoint
-a C2SP signed note by the Ed25519 key LEDGER_SIGNING_KEY (the signer string that
-`trace-stream ledger keygen` prints) or the file LEDGER_SIGNING_KEY_FILE holds; the
-origin line is `<key name>/<signal_id>`. One checkpoint per batch: a batch holds one
-signal's trades, at most LEDGER_BATCH_SIZE of them.
+Where: LEDGER_DIR/<signal_id>/ (LEDGER_TYPE=local), or s3://LEDGER_S3_BUCKET/
+LEDGER_S3_PREFIX<signal_id>/ (LEDGER_TYPE=s3; S3_ENDPOINT_URL as for the file export).
+What: static files in the C2SP tlog-tiles layout (`checkpoint`, `tile/<L>/...`,
+`tile/entries/...`; core/tiles.py); entries are the canonical JSON of the trades as
+posted (core/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
+LEDGER_SIGNING_KEY (the signer string `trace-stream ledger keygen` prints) or in the
+file LEDGER_SIGNING_KEY_FILE, its origin line `<key name>/<signal_id>`. One checkpoint
+per batch: a batch holds one signal's trades, at most LEDGER_BATCH_SIZE of them.
 
-Exactly once: under the log's lock (adapters/ledger_store.py: the single-writer rule)
-the adapter reads the checkpoint, audits the log if it is not the one it last wrote,
-appends only trades whose trade id the log does not hold yet, writes the new bundles
-and tiles, and replaces the checkpoint last. A crash before that publishes nothing;
-after it, the retried batch finds its trades already in the log.
+Exactly once: under the log's lock or lease (adapters/ledger_store.py: the single-writer
+rule) the adapter reads the checkpoint, audits the log if it is not the one it last
+wrote, appends only trades whose trade id the log does not hold yet, writes the new
+bundles and tiles, and replaces the checkpoint last. A crash before that publishes
+nothing; after it, the retried batch finds its trades already in the log.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import asyncio
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trace_stream.adapters.base import (
@@ -33,7 +35,7 @@ from trace_stream.adapters.base import (
     Retriable,
     TraceBatch,
 )
-from trace_stream.adapters.ledger_store import LocalLogStore
+from trace_stream.adapters.ledger_store import LocalLogStore, S3LogStore
 from trace_stream.core import audit
 from trace_stream.core.errors import ConfigError
 from trace_stream.core.ledger import CHECKPOINT, Log
@@ -47,7 +49,11 @@ _SIGNAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
+    ledger_type: Literal["local", "s3"] = "local"
     ledger_dir: Path | None = None
+    ledger_s3_bucket: str | None = None
+    ledger_s3_prefix: str = ""
+    s3_endpoint_url: AnyHttpUrl | None = None
     ledger_signing_key: SecretStr | None = None
     ledger_signing_key_file: Path | None = None
     ledger_batch_size: int = Field(default=256, ge=1, le=10_000)
@@ -75,7 +81,7 @@ def signer(s: LedgerSettings) -> Signer:
 
 class LedgerAdapter:
     def __init__(
-        self, name: str, settings: LedgerSettings, store: LocalLogStore, key: Signer
+        self, name: str, settings: LedgerSettings, store: LocalLogStore | S3LogStore, key: Signer
     ) -> None:
         self.name = name
         self.batch_size = settings.ledger_batch_size
@@ -107,7 +113,7 @@ class LedgerAdapter:
             return outcome
 
     def _append(self, signal: str, traces: tuple[Trace, ...]) -> Outcome:
-        with self._store.lock(signal, self._timeout):
+        with self._store.lock(signal, self._timeout / 2):  # Busy before the timeout
             published = self._store.read(signal, CHECKPOINT)
             log = self._current(signal, published)
             if log is None:
@@ -142,8 +148,32 @@ class LedgerAdapter:
         self._store.close()
 
 
+def s3_store(s: LedgerSettings) -> S3LogStore:
+    if not s.ledger_s3_bucket:
+        raise ConfigError("LEDGER_S3_BUCKET: required when LEDGER_TYPE=s3")
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ConfigError("LEDGER_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
+    timeout = s.ledger_timeout_seconds
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"total_max_attempts": 1},  # the core owns retrying
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
+    client = boto3.client("s3", endpoint_url=endpoint, config=config)
+    return S3LogStore(client, s.ledger_s3_bucket, s.ledger_s3_prefix, lease=4 * timeout)
+
+
 def create(context: AdapterContext) -> LedgerAdapter:
     s = load(LedgerSettings)
+    key = signer(s)
+    if s.ledger_type == "s3":
+        return LedgerAdapter(context.name, s, s3_store(s), key)
     if s.ledger_dir is None:
-        raise ConfigError("LEDGER_DIR: required by the ledger adapter")
-    return LedgerAdapter(context.name, s, LocalLogStore(s.ledger_dir), signer(s))
+        raise ConfigError("LEDGER_DIR: required when LEDGER_TYPE=local")
+    return LedgerAdapter(context.name, s, LocalLogStore(s.ledger_dir), key)
