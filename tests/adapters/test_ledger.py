@@ -296,3 +296,32 @@ def test_on_s3_a_dead_writers_lease_holds_the_log_then_is_taken_over(s3_ledger) 
     )
     time.sleep(4.5)  # the lease: 4 x LEDGER_TIMEOUT_SECONDS
     assert deliver(adapter, [make_trace(1)]) == Delivered()
+
+
+def test_a_rotation_signs_with_both_keys_and_each_verifies(
+    ledger_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = Signer.generate("ledger.example")
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", f"{KEY.secret()}\n{new.secret()}\n")
+    assert deliver(build(), [make_trace(i) for i in range(3)]) == Delivered()
+    signed = (ledger_dir / SIGNAL / "checkpoint").read_bytes()
+    assert signed.count("\u2014 ledger.example ".encode()) == 2
+    assert verified(ledger_dir).checkpoint.size == 3  # the old key
+    done = subprocess.run(
+        [
+            str(binary()),
+            "-key",
+            str(new.verifier),
+            "-origin",
+            ORIGIN,
+            "-log",
+            str(ledger_dir / SIGNAL),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr  # the new key, in Go
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", f"{KEY.secret()}\n{Signer.generate('other').secret()}")
+    with pytest.raises(ConfigError, match="several keys of one name"):
+        build()

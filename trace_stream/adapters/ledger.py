@@ -6,8 +6,10 @@ What: static files in the C2SP tlog-tiles layout (`checkpoint`, `tile/<L>/...`,
 `tile/entries/...`; core/tiles.py); entries are the canonical JSON of the trades as
 posted (core/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
 LEDGER_SIGNING_KEY (the signer string `trace-stream ledger keygen` prints) or in the
-file LEDGER_SIGNING_KEY_FILE, its origin line `<key name>/<signal_id>`. One checkpoint
-per batch: a batch holds one signal's trades, at most LEDGER_BATCH_SIZE of them.
+file LEDGER_SIGNING_KEY_FILE (during a key rotation, several keys of one name, one per
+line: each signs every checkpoint, the first is the one the writer checks), its origin
+line `<key name>/<signal_id>`. One checkpoint per batch: a batch holds one signal's
+trades, at most LEDGER_BATCH_SIZE of them.
 
 Exactly once: under the log's lock or lease (adapters/ledger_store.py: the single-writer
 rule) the adapter reads the checkpoint, audits the log if it is not the one it last
@@ -61,8 +63,8 @@ class LedgerSettings(BaseSettings):
     ledger_timeout_seconds: float = Field(default=30, gt=0)
 
 
-def signer(s: LedgerSettings) -> Signer:
-    """The signing key, from the variable or the file; ConfigError never quoting it."""
+def signers(s: LedgerSettings) -> list[Signer]:
+    """The signing keys, from the variable or the file; ConfigError never quoting one."""
     if s.ledger_signing_key is not None:
         text, where = s.ledger_signing_key.get_secret_value(), "LEDGER_SIGNING_KEY"
     elif s.ledger_signing_key_file is not None:
@@ -74,21 +76,28 @@ def signer(s: LedgerSettings) -> Signer:
     else:
         raise ConfigError("LEDGER_SIGNING_KEY or LEDGER_SIGNING_KEY_FILE: one is required")
     try:
-        return Signer.parse(text)
+        keys = [Signer.parse(line) for line in text.split()]
     except NoteError as exc:
         raise ConfigError(f"{where}: {exc} (make one with: trace-stream ledger keygen)") from None
+    if not keys or len({k.name for k in keys}) > 1:
+        raise ConfigError(f"{where}: one key, or several keys of one name (a rotation)")
+    return keys
 
 
 class LedgerAdapter:
     def __init__(
-        self, name: str, settings: LedgerSettings, store: LocalLogStore | S3LogStore, key: Signer
+        self,
+        name: str,
+        settings: LedgerSettings,
+        store: LocalLogStore | S3LogStore,
+        keys: list[Signer],
     ) -> None:
         self.name = name
         self.batch_size = settings.ledger_batch_size
         self.batch_max_age = timedelta(seconds=settings.ledger_batch_max_age_seconds)
         self._timeout = settings.ledger_timeout_seconds
         self._store = store
-        self._signer = key
+        self._signer, self._signers = keys[0], keys
         self._logs: dict[str, tuple[bytes, Log]] = {}  # signal -> (checkpoint, log)
 
     def batch_key(self, trace: Trace) -> str:
@@ -118,7 +127,7 @@ class LedgerAdapter:
             log = self._current(signal, published)
             if log is None:
                 return Permanent("storage", "the published log does not verify")
-            appended = log.append(traces, self._signer)
+            appended = log.append(traces, *self._signers)
             if not appended.added:
                 return Delivered()
             self._logs.pop(signal, None)  # until the checkpoint is written
@@ -171,7 +180,7 @@ def s3_store(s: LedgerSettings) -> S3LogStore:
 
 def create(context: AdapterContext) -> LedgerAdapter:
     s = load(LedgerSettings)
-    key = signer(s)
+    key = signers(s)
     if s.ledger_type == "s3":
         return LedgerAdapter(context.name, s, s3_store(s), key)
     if s.ledger_dir is None:

@@ -56,7 +56,8 @@ class Log:
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self.origin, self.size, self._edge.root())
 
-    def append(self, traces: Iterable[Trace], signer: Signer) -> Append:
+    def append(self, traces: Iterable[Trace], *signers: Signer) -> Append:
+        """Signed by every signer given (several during a key rotation)."""
         new: list[bytes] = []
         for t in traces:
             if t.trade_id not in self._ids:
@@ -77,7 +78,7 @@ class Log:
             files = {}
         files.update(self._edge.append(merkle.leaf_hash(e) for e in new))
         cp = self.checkpoint()
-        signed = cp.signed(signer)
+        signed = cp.signed(*signers)
         return Append(files, cp, signed, len(new))
 
 
