@@ -4,10 +4,13 @@ naming what failed, in one line, exit 1."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -44,7 +47,7 @@ def log(tmp_path: Path) -> Path:
     return root
 
 
-def verify(cli: Cli, root: Path, *more: str):
+def verify(cli: Cli, root: Path | str, *more: str):
     return cli("verify", "--key", VKEY, "--log", str(root), "--origin", ORIGIN, *more)
 
 
@@ -191,3 +194,24 @@ def test_keygen_writes_a_private_file_and_prints_the_verifier(cli: Cli, tmp_path
     printed = cli("ledger", "keygen", "--name", "ledger.example", "--stdout")
     secret, public = printed.out.split()
     assert str(Signer.parse(secret).verifier) == public
+
+
+def test_a_log_served_over_http_verifies(cli: Cli, log: Path) -> None:
+    handler = functools.partial(QuietHandler, directory=str(log))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            ran = verify(cli, url, "--trade", "trade-000042")
+            assert ran.code == 0, ran.err
+            assert "trades: 1 (1 proven)" in ran.out
+            (log / CHECKPOINT).unlink()
+            ran = verify(cli, url)
+            assert ran.code == 1 and "FAILED: checkpoint: not found" in ran.err
+        finally:
+            server.shutdown()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
