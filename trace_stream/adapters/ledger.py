@@ -11,11 +11,12 @@ line: each signs every checkpoint, the first is the one the writer checks), its 
 line `<key name>/<signal_id>`. One checkpoint per batch: a batch holds one signal's
 trades, at most LEDGER_BATCH_SIZE of them.
 
-Exactly once: under the log's lock or lease (adapters/ledger_store.py: the single-writer
-rule) the adapter reads the checkpoint, audits the log if it is not the one it last
-wrote, appends only trades whose trade id the log does not hold yet, writes the new
-bundles and tiles, and replaces the checkpoint last. A crash before that publishes
-nothing; after it, the retried batch finds its trades already in the log.
+Exactly once: under the log's lock or lease (the single-writer rule: adapters/
+ledger_store.py on disk, ledger_s3.py on S3) the adapter reads the checkpoint, audits
+the log if it is not the one it last wrote, appends only trades whose trade id the log
+does not hold yet, writes the new bundles and tiles, and replaces the checkpoint last.
+A crash before that publishes nothing; after it, the retried batch finds its trades
+already in the log.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from trace_stream.adapters.base import (
     Retriable,
     TraceBatch,
 )
-from trace_stream.adapters.ledger_store import LocalLogStore, S3LogStore
+from trace_stream.adapters.ledger_s3 import S3LogStore
+from trace_stream.adapters.ledger_store import LocalLogStore
 from trace_stream.core import audit
 from trace_stream.core.errors import ConfigError
 from trace_stream.core.ledger import CHECKPOINT, Log

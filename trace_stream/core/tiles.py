@@ -87,13 +87,14 @@ class Edge:
 
     def __init__(self, size: int = 0, levels: dict[int, list[bytes]] | None = None) -> None:
         self.size = size
-        self._levels: list[list[bytes]] = []
         for level, _, width in edge_tiles(size):
             hashes = (levels or {}).get(level, [])
             if len(hashes) != width:
                 raise ValueError(f"edge: level {level} needs {width} hashes, got {len(hashes)}")
         top = max((levels or {}).keys(), default=-1)
-        self._levels = [list((levels or {}).get(lv, [])) for lv in range(top + 1)]
+        self._levels: list[list[bytes]] = [
+            list((levels or {}).get(lv, [])) for lv in range(top + 1)
+        ]
 
     def root(self) -> bytes:
         """The RFC 6962 root: the complete subtrees, highest first, folded from the right."""
