@@ -1,19 +1,23 @@
 """Throughput of the service against plain loops doing the same work, in the same run.
 
-Four pipelines, each a process of its own, over the same broker, the same trades and
+Five pipelines, each a process of its own, over the same broker, the same trades and
 the same sinks:
 
     a  plain post   `python -m bench.plain post`: consume -> decode -> JSON -> POST -> commit
     c  service      `python -m trace_stream.cli run`, webhook adapter, TRACE_DELAY_MINUTES=0
     b  plain jsonl  `python -m bench.plain jsonl`: consume -> decode -> redact -> file -> commit
     d  service      the same, `file` adapter (local directory)
+    e  service      the same, `ledger` adapter (local directory; one signal, so one log
+                    whose appends are serialized by its lock: the worst case)
 
 For every run: fresh topics (6 partitions), N trades published beforehand, all due at
 once; the pipeline is started and the bench waits (with a deadline) until the sink
 holds N: the counting tracker (a fast aiohttp server in its own process) for a and c,
-JSON Lines files in a fresh directory under `--sink-dir` for b and d. Rounds are
-interleaved (a, c, b, d, a, c, b, d, ...) and figures are medians over the rounds;
-the ratios c/a and d/b are taken within each round, then their median.
+JSON Lines files in a fresh directory under `--sink-dir` for b and d, the ledger's
+checkpoints there for e (each log fully audited at the end: trades are counted from
+verified entries). Rounds are interleaved (a, c, b, d, e, a, ...) and figures are
+medians over the rounds; the ratios c/a, d/b and e/d are taken within each round, then
+their median.
 
     .venv/bin/python -m bench.throughput                 # 20,000 / 100,000 trades, 3 rounds
     .venv/bin/python -m bench.throughput --quick         # 2,000 trades, 1 round: a smoke run
@@ -54,13 +58,15 @@ from bench.common import (
 )
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, publish_trades, service_env
+from trace_stream.core import audit
+from trace_stream.core.note import Signer
 
 
 @dataclass(frozen=True)
 class Pipeline:
     key: str
     label: str
-    sink: str  # "webhook" or "file"
+    sink: str  # "webhook", "file" or "ledger"
     command: list[str]
 
 
@@ -69,8 +75,10 @@ PIPELINES = {
     "c": Pipeline("c", "service webhook", "webhook", service_command()),
     "b": Pipeline("b", "plain jsonl", "file", [sys.executable, "-m", "bench.plain", "jsonl"]),
     "d": Pipeline("d", "service file", "file", service_command()),
+    "e": Pipeline("e", "service ledger", "ledger", service_command()),
 }
-ORDER = ("a", "c", "b", "d")
+ORDER = ("a", "c", "b", "d", "e")
+LEDGER_KEY = Signer.generate("bench.ledger")
 
 
 class FileSink:
@@ -98,6 +106,35 @@ class FileSink:
             for path in self.lines
             for line in path.read_bytes().splitlines()
         ]
+
+
+class LedgerSink:
+    """Counts the entries of the ledger's logs under a directory (the size in each
+    signal's checkpoint), noting when it was first and last seen growing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.first = self.last = 0.0
+        self._seen = 0
+
+    def count(self) -> int:
+        n = sum(int(c.read_bytes().split(b"\n")[1]) for c in self.root.glob("*/checkpoint"))
+        if n > self._seen:
+            self.first, self.last = self.first or time.monotonic(), time.monotonic()
+            self._seen = n
+        return n
+
+    def trade_ids(self) -> list[str]:
+        """Every trade of every log, after a full audit of each (raises if one fails)."""
+        ids = []
+        for log in self.root.glob("*/checkpoint"):
+
+            def fetch(path: str, folder: Path = log.parent) -> bytes | None:
+                return (folder / path).read_bytes() if (folder / path).exists() else None
+
+            cp = audit.checkpoint(fetch, LEDGER_KEY.verifier)
+            ids += [t.trade_id for t in audit.audit(fetch, cp).trades]
+        return ids
 
 
 def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -183,6 +220,7 @@ def run_once(
     bar.done()
     sink_dir = Path(tempfile.mkdtemp(prefix="bench-sink-", dir=args.sink_dir))
     files = FileSink(sink_dir)
+    ledger = LedgerSink(sink_dir)
     tracker.reset()
     env = service_env(
         settings,
@@ -190,6 +228,9 @@ def run_once(
         WEBHOOK_ENDPOINT=f"{tracker.url}/hook",
         FILE_EXPORT_DIR=str(sink_dir),
         FILE_EXPORT_BATCH_MAX_AGE_SECONDS=str(args.batch_age),
+        LEDGER_DIR=str(sink_dir),
+        LEDGER_SIGNING_KEY=LEDGER_KEY.secret(),
+        LEDGER_BATCH_MAX_AGE_SECONDS=str(args.batch_age),
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
         PYTHONPATH=str(ROOT),
@@ -207,7 +248,10 @@ def run_once(
     try:
         deadline = start + args.timeout
         while True:
-            seen = tracker.count() if p.sink == "webhook" else {"count": files.count()}
+            if p.sink == "webhook":
+                seen = tracker.count()
+            else:
+                seen = {"count": (ledger if p.sink == "ledger" else files).count()}
             count = int(seen["count"])
             now_usage = usage(proc.pid)
             if count and first_cpu is None and now_usage:
@@ -234,6 +278,10 @@ def run_once(
     if p.sink == "webhook":
         first, last = seen["first"], seen["last"]
         unique = min(int(seen["keys"]), int(seen["trades"]))
+    elif p.sink == "ledger":
+        first, last = ledger.first, ledger.last
+        ids = ledger.trade_ids()
+        count, unique = len(ids), len(set(ids))
     else:
         first = start + (min(files.mtimes.values()) - start_wall)
         last = start + (max(files.mtimes.values()) - start_wall)
@@ -317,6 +365,10 @@ RATIOS = [  # (name, numerator, denominator, figure)
     ("d/b trades/s (overall)", "d", "b", "overall_tps"),
     ("d/b CPU per trade", "d", "b", "cpu_per_1000"),
     ("d/b CPU per trade (steady)", "d", "b", "steady_cpu_per_1000"),
+    ("e/d trades/s (steady)", "e", "d", "steady_tps"),
+    ("e/d trades/s (overall)", "e", "d", "overall_tps"),
+    ("e/d CPU per trade", "e", "d", "cpu_per_1000"),
+    ("e/d CPU per trade (steady)", "e", "d", "steady_cpu_per_1000"),
 ]
 
 
@@ -347,7 +399,7 @@ def _machine() -> dict[str, Any]:
 def _table(result: dict[str, Any]) -> str:
     a = result["parameters"]
     lines = [
-        f"webhook {a['trades']:,} trades, file {a['file_trades']:,} trades, "
+        f"webhook {a['trades']:,} trades, file and ledger {a['file_trades']:,} trades, "
         f"{a['rounds']} round(s) interleaved {','.join(a['pipelines'])}, 6 partitions, "
         f"LOG_LEVEL={a['log_level']}, file batch max age {a['batch_age']:g} s",
         f"machine: {result['machine_before']['cpus']} CPUs, load average before "
@@ -391,17 +443,22 @@ def _profile_table(label: str, prof: dict[str, Any]) -> str:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--trades", type=int, default=20_000, help="per webhook run (a, c)")
-    parser.add_argument("--file-trades", type=int, default=100_000, help="per file run (b, d)")
+    parser.add_argument(
+        "--file-trades", type=int, default=100_000, help="per file or ledger run (b, d, e)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--pipelines", default=",".join(ORDER), help="which, in round order (default a,c,b,d)"
+        "--pipelines", default=",".join(ORDER), help="which, in round order (default a,c,b,d,e)"
     )
     parser.add_argument("--warmup", type=int, default=500, help="trades of an uncounted c run")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the service")
     parser.add_argument(
-        "--batch-age", type=float, default=1.0, help="FILE_EXPORT_BATCH_MAX_AGE_SECONDS (b, d)"
+        "--batch-age",
+        type=float,
+        default=1.0,
+        help="FILE_EXPORT_ and LEDGER_BATCH_MAX_AGE_SECONDS (b, d, e)",
     )
-    parser.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where b, d write")
+    parser.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where b, d, e write")
     parser.add_argument("--timeout", type=float, default=600, help="deadline of one run, s")
     parser.add_argument("--json", metavar="PATH", help="write the full results there")
     parser.add_argument(

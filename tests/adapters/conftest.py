@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from .harness import wait_until
 
-_OURS = ("WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "AWS_")
+_OURS = ("WEBHOOK_", "MYFXBOOK_", "FILE_EXPORT_", "S3_", "AWS_", "LEDGER_")
 
 
 @pytest.fixture(autouse=True)

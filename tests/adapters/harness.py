@@ -37,6 +37,8 @@ from trace_stream.adapters.base import (
     TraceBatch,
     idempotency_key,
 )
+from trace_stream.core import audit, entry
+from trace_stream.core.note import Signer
 from trace_stream.core.records import Trace
 from trace_stream.pipeline.redact import redact
 
@@ -377,11 +379,63 @@ class S3FileHarness(FileHarness):
         }
 
 
+LEDGER_KEY = Signer.generate("ledger.contract")
+
+
+class LedgerHarness(FileHarness):
+    """The ledger on local disk: what arrived is each log's entries, read back through
+    a full audit of the log (so a trace counts only if its log verifies)."""
+
+    adapter = "ledger"
+    cases: ClassVar[dict[str, Expected]] = {"not_a_directory": (Permanent, "storage")}
+    can_hang = False
+    secrets = (LEDGER_KEY.secret().split("+", 4)[4],)  # the base64 seed
+
+    def __init__(self, env: pytest.MonkeyPatch, tmp: Path) -> None:
+        self.root = tmp / "ledger"
+        self.blocked = False
+        super().__init__(env)
+
+    def reset(self) -> None:
+        self.env.setenv("LEDGER_TYPE", "local")
+        self.env.setenv("LEDGER_DIR", str(self.root))
+        self.env.setenv("LEDGER_SIGNING_KEY", LEDGER_KEY.secret())
+
+    def fail(self, case: str) -> None:
+        assert case == "not_a_directory"
+        self.blocked = True
+
+    def break_config(self) -> None:
+        self.env.setenv("LEDGER_BATCH_SIZE", "0")
+
+    async def send(self, adapter: Adapter | BatchAdapter, traces: Sequence[Trace]) -> list[Outcome]:
+        if self.blocked:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.write_text("a file where the ledger directory should be")
+        return await super().send(adapter, traces)
+
+    def files(self) -> dict[str, bytes]:
+        found = sorted(p for p in self.root.rglob("*") if p.is_file())
+        return {str(p.relative_to(self.root)): p.read_bytes() for p in found}
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for checkpoint in sorted(self.root.glob("*/checkpoint")):
+
+            def fetch(path: str, log: Path = checkpoint.parent) -> bytes | None:
+                return (log / path).read_bytes() if (log / path).exists() else None
+
+            verified = audit.audit(fetch, audit.checkpoint(fetch, LEDGER_KEY.verifier))
+            out += [json.loads(entry.encode(t)) for t in verified.trades]
+        return out
+
+
 HARNESSES: dict[str, type[Harness]] = {
     "webhook": WebhookHarness,
     "myfxbook": MyfxbookHarness,
     "file-local": LocalFileHarness,
     "file-s3": S3FileHarness,
+    "ledger-local": LedgerHarness,
 }
 
 
@@ -394,4 +448,6 @@ def build_harness(
         return MyfxbookHarness(env, request.getfixturevalue("tracker"))
     if kind == "file-local":
         return LocalFileHarness(env, tmp)
+    if kind == "ledger-local":
+        return LedgerHarness(env, tmp)
     return S3FileHarness(env, request)

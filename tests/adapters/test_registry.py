@@ -55,7 +55,7 @@ def dummy_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_built_in_adapters_are_registered() -> None:
-    assert {"webhook", "myfxbook", "file"} <= set(adapters.available())
+    assert {"webhook", "myfxbook", "file", "ledger"} <= set(adapters.available())
 
 
 @pytest.mark.usefixtures("dummy_distribution")

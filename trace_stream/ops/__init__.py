@@ -5,6 +5,8 @@
     dlq redrive   dead letters holding a delivery -> delay topic, attempt 0, due now
     check-config  settings + adapters validated, masked, Kafka/topics/trackers reachable
     signals show  signal settings topic -> one signal's entry and each adapter's decision
+    ledger keygen a new signing key for the ledger -> its verifier key
+    verify        a signal's published ledger -> signature, tree, growth, record
 
 Each command is `func(settings, args) -> exit code`; failures raise ConfigError or
 TraceStreamError with a one-line message that `cli.main` prints.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from trace_stream.ops import check, dlq, replay, signals
+from trace_stream.ops import check, dlq, ledger, replay, signals, verify
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,3 +25,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq.register(sub)
     check.register(sub)
     signals.register(sub)
+    ledger.register(sub)
+    verify.register(sub)
