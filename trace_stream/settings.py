@@ -18,9 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     PrivateAttr,
@@ -28,7 +26,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -39,6 +36,7 @@ from trace_stream.core.durations import (
     parse_duration,
     parse_schedule,
 )
+from trace_stream.core.rate_limits import RateLimitConfig
 
 CONSUMER_READ_AHEAD_KIB = 8192
 DEFAULT_RETRY_SCHEDULE = parse_schedule("5s,30s,5m,30m,1h")
@@ -66,21 +64,6 @@ Schedule = Annotated[
     tuple[timedelta, ...], NoDecode, _parsed(parse_schedule), PlainSerializer(format_schedule)
 ]
 Names = Annotated[tuple[str, ...], NoDecode, _parsed(_names), PlainSerializer(",".join)]
-
-
-class RateLimitConfig(BaseModel):
-    """One adapter's entry in TRACE_RATE_LIMITS; a key left out is no such limit."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    per_second: float | None = Field(default=None, gt=0, le=100_000)
-    burst: int | None = Field(default=None, ge=1, le=1_000_000)
-    per_day: int | None = Field(default=None, ge=1, le=1_000_000_000)
-
-    @model_validator(mode="after")
-    def _burst_needs_a_rate(self) -> RateLimitConfig:
-        if self.burst is not None and self.per_second is None:
-            raise ValueError("burst needs per_second")
-        return self
 
 
 class Settings(BaseSettings):
@@ -192,24 +175,8 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_extra_config", mode="before")
     @classmethod
-    def _scalars_as_text(cls, value: object) -> object:
-        """JSON numbers and booleans are fine too ({"log_level": 3}); librdkafka reads
-        every value as text. A nested object or list is no librdkafka value."""
-        if not isinstance(value, dict):
-            return value
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            elif isinstance(item, int | float):
-                item = str(item)
-            elif not isinstance(item, str):
-                raise ValueError(f"{key}: a librdkafka value is a string, number or boolean")
-            out[key] = item
-        problems = reserved.refused(list(out))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return out
+    def _librdkafka_values(cls, value: object) -> object:
+        return reserved.passthrough(value)
 
     @field_validator("trace_rate_limits")
     @classmethod

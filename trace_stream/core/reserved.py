@@ -44,3 +44,24 @@ def refused(keys: list[str]) -> list[str]:
         for key in keys
         if key.strip() in RESERVED
     ]
+
+
+def passthrough(value: object) -> object:
+    """KAFKA_EXTRA_CONFIG as librdkafka takes it: every value as text (JSON numbers and
+    booleans are fine too, {"log_level": 3}); a nested object or list, or a reserved
+    key, is a ValueError naming the key. Anything but a mapping is left to pydantic."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, int | float):
+            item = str(item)
+        elif not isinstance(item, str):
+            raise ValueError(f"{key}: a librdkafka value is a string, number or boolean")
+        out[key] = item
+    problems = refused(list(out))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return out
