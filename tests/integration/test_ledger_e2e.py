@@ -20,12 +20,14 @@ from tests.support import (
     env_for,
     make_settings,
     publish,
+    read_topics,
     running,
     trade_event,
     wait_for,
 )
 from trace_stream.core import audit
 from trace_stream.core.note import Signer
+from trace_stream.core.topics import layout
 from trace_stream.kafka import TransactionalProducer
 from trace_stream.ops.log_reader import fetcher
 
@@ -181,6 +183,10 @@ def test_two_replicas_one_sigkilled_leave_each_log_whole(kafka_bootstrap, ledger
         trace_enabled_adapters="ledger",
         trace_delay_minutes=0,
         trace_topic_partitions=4,
+        # The ladder outlasts a lease the killed replica may hold (4 x
+        # LEDGER_TIMEOUT_SECONDS = 8 s on S3), as the default ladder (5s ... 1h) outlasts
+        # the default lease (120 s): a held log is retried, never dead-lettered.
+        trace_retry_schedule="1s,2s,4s,8s,8s",
     )
     second = settings.model_copy(update={"trace_instance_id": settings.trace_instance_id + "-b"})
     extra = ledger.env
@@ -195,10 +201,11 @@ def test_two_replicas_one_sigkilled_leave_each_log_whole(kafka_bootstrap, ledger
         assert total(ledger) < 300, "the kill came too late to test anything"
         a.close()
         a = Process(env_for(settings, **extra), tmp_path / "a.log")
-        wait_for(lambda: total(ledger) >= 300, timeout=120, what="every trade in its log")
+        wait_for(lambda: total(ledger) >= 300, timeout=180, what="every trade in its log")
         assert a.terminate() == 0
         assert b.terminate() == 0
     finally:
         a.close()
         b.close()
     assert_each_once(ledger, sent)
+    assert read_topics(settings, layout(settings).dead_letter) == [], "a trade dead-lettered"
