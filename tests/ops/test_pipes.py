@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from devenv.tracker import Reply, Tracker
+from tests.adapters.harness import make_trace
+from tests.ops.test_verify import ORIGIN, VKEY, write
 from tests.support import (
     ROOT,
     env_for,
@@ -40,7 +43,17 @@ COMMANDS = [
     ["dlq", "reasons"],
     ["signals", "show", "SIG-1"],
     ["signals", "show", "SIG-1", "--json"],
+    ["verify", "--key", VKEY, "--log", "{ledger}", "--origin", ORIGIN],
+    ["ledger", "keygen", "--name", "ledger.example", "--stdout"],
 ]
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signal's log of 50 entries, as the ledger adapter writes one."""
+    root = tmp_path_factory.mktemp("ledger") / "sig-eurusd-momentum"
+    write(root, [make_trace(i) for i in range(50)])
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +74,10 @@ def world(kafka_bootstrap: str) -> tuple[Settings, dict[str, str]]:
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
 def test_a_closed_pipe_ends_the_command_quietly(
-    world: tuple[Settings, dict[str, str]], argv: list[str]
+    world: tuple[Settings, dict[str, str]], ledger: Path, argv: list[str]
 ) -> None:
     _, env = world
+    argv = [arg.replace("{ledger}", str(ledger)) for arg in argv]
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the command writes a byte
     try:
