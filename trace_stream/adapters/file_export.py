@@ -13,10 +13,8 @@ credentials and region from boto3's usual chain (AWS_* variables, profile, role)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
-import uuid
 from collections import defaultdict
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trace_stream.adapters import durable, s3
 from trace_stream.adapters.base import (
     AdapterContext,
     Delivered,
@@ -120,25 +119,7 @@ class LocalStore:
         self._root = root
 
     def write(self, path: str, data: bytes) -> None:
-        target = self._root / path
-        folder = target.parent
-        created = not folder.is_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
-        _fsync_dir(folder)
-        if created:  # the new dt= directory's own entry must be durable too
-            _fsync_dir(folder.parent)
+        durable.write(self._root, path, data, 0o666)
 
     def classify(self, exc: Exception) -> Outcome | None:
         if not isinstance(exc, OSError):
@@ -151,14 +132,6 @@ class LocalStore:
 
     def close(self) -> None:
         return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class S3Store:
@@ -203,24 +176,8 @@ class S3Store:
 def s3_store(s: FileExportSettings) -> S3Store:
     if not s.s3_bucket:
         raise ConfigError("S3_BUCKET: required when FILE_EXPORT_TYPE=s3")
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise ConfigError("FILE_EXPORT_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
-    timeout = s.file_export_timeout_seconds
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        # One attempt: the core owns retrying, and boto3's retries would outlast the timeout.
-        retries={"total_max_attempts": 1},
-        # Checksums only where S3 requires them: several S3-compatible stores reject
-        # the CRC32 headers boto3 >= 1.36 adds by default.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
     endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
-    client = boto3.client("s3", endpoint_url=endpoint, config=config)
+    client = s3.client(endpoint, s.file_export_timeout_seconds, "FILE_EXPORT_TYPE=s3")
     return S3Store(client, s.s3_bucket, s.s3_prefix)
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trace_stream.adapters import s3
 from trace_stream.adapters.base import (
     AdapterContext,
     Delivered,
@@ -162,21 +163,9 @@ class LedgerAdapter:
 def s3_store(s: LedgerSettings) -> S3LogStore:
     if not s.ledger_s3_bucket:
         raise ConfigError("LEDGER_S3_BUCKET: required when LEDGER_TYPE=s3")
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise ConfigError("LEDGER_TYPE=s3 needs boto3: pip install trace-stream[s3]") from None
     timeout = s.ledger_timeout_seconds
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries={"total_max_attempts": 1},  # the core owns retrying
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
     endpoint = str(s.s3_endpoint_url) if s.s3_endpoint_url else None
-    client = boto3.client("s3", endpoint_url=endpoint, config=config)
+    client = s3.client(endpoint, timeout, "LEDGER_TYPE=s3")
     return S3LogStore(client, s.ledger_s3_bucket, s.ledger_s3_prefix, lease=4 * timeout)
 
 

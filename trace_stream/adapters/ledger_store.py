@@ -21,10 +21,10 @@ import errno
 import fcntl
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from trace_stream.adapters import durable
 from trace_stream.adapters.base import Outcome, Permanent, Retriable
 
 _PERMANENT_ERRNO = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
@@ -64,26 +64,7 @@ class LocalLogStore:
             return None
 
     def write(self, log: str, path: str, data: bytes) -> None:
-        target = self._root / log / path
-        folder = target.parent
-        created = not folder.is_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
-        _fsync_dir(folder)
-        if created:
-            for parent in target.relative_to(self._root / log).parents:
-                _fsync_dir(self._root / log / parent)
+        durable.write(self._root / log, path, data)
 
     def classify(self, exc: Exception) -> Outcome | None:
         if isinstance(exc, Busy):
@@ -97,11 +78,3 @@ class LocalLogStore:
 
     def close(self) -> None:
         return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
