@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import confluent_kafka
-import pytest
 
 from devenv.tracker import Reply, Tracker
 from tests.support import (
@@ -27,12 +26,6 @@ from trace_stream.codec.wire import encode_signal_settings as encode
 from trace_stream.core.topics import layout
 from trace_stream.pipeline.consent import SignalSettings, Unreadable
 from trace_stream.service import app
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch, tracker: Tracker) -> Tracker:
-    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
-    return tracker
 
 
 def posted(tracker: Tracker) -> list[str]:

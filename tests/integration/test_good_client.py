@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,18 +16,6 @@ from trace_stream import codec
 from trace_stream.core.topics import layout
 from trace_stream.kafka import Reader
 from trace_stream.settings import Settings
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch, tracker: Tracker) -> Tracker:
-    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
-    return tracker
-
-
-@pytest.fixture
-def alerts() -> Iterator[Tracker]:
-    with Tracker() as t:
-        yield t
 
 
 def dead_letters(settings: Settings) -> list[object]:

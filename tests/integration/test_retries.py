@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,6 @@ from trace_stream.core.topics import layout
 from trace_stream.settings import Settings
 
 FAST = "300ms,600ms,900ms,1200ms,1500ms"
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch, tracker: Tracker) -> Tracker:
-    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
-    return tracker
-
-
-@pytest.fixture
-def alerts() -> Iterator[Tracker]:
-    with Tracker() as t:
-        yield t
 
 
 def progress(tracker: Tracker, by: int) -> Callable[[], bool]:

@@ -38,12 +38,6 @@ OUTAGE_SECONDS = 12
 
 
 @pytest.fixture
-def webhook(tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> Tracker:
-    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
-    return tracker
-
-
-@pytest.fixture
 def settings(kafka_bootstrap: str, schema_registry: LocalRegistry) -> Settings:
     return make_settings(
         kafka_bootstrap, trace_delay_minutes=0, schema_registry_url=schema_registry.url
