@@ -99,11 +99,13 @@ def read(settings: Settings, keep: Filter) -> Iterator[Entry]:
     source.require(settings, topic)
     with source.reader(settings) as r:
         ranges = source.everything(r, topic)
-        if keep.at is not None:  # one record: read only its partition, from it
+        if keep.at is not None:  # one record: read only it (empty if gone or not yet)
             partition, offset = keep.at
-            ranges = {tp: (max(lo, offset), hi) for tp, (lo, hi) in ranges.items()}
-            ranges = {tp: (lo, min(hi, lo + 1)) for tp, (lo, hi) in ranges.items()}
-            ranges = {tp: span for tp, span in ranges.items() if tp[1] == partition}
+            ranges = {
+                tp: (offset, offset + 1) if lo <= offset < hi else (hi, hi)
+                for tp, (lo, hi) in ranges.items()
+                if tp[1] == partition
+            }
         progress = source.progress_for(ranges, "dead letters")
         for m in source.read(r, ranges, progress):
             try:
