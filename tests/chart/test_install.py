@@ -72,10 +72,12 @@ PREREQUISITES: dict[str, list[dict[str, Any]]] = {
 # Warnings that say nothing about the chart: during a roll the StatefulSet controller
 # may delete a pod it has just created (its view of the revision was a moment old)
 # while the scheduler is binding it; the scheduler then reports that it lost the race,
-# as "being deleted" before the bind or as the pod "not found" by the bind itself.
-# Each seen once in CI on an upgrade; the roll completes, which the test checks.
+# as "being deleted" before the bind, as "skip schedule deleting pod" when it takes
+# the pod up, or as the pod "not found" by the bind itself. Each seen once in CI on an
+# upgrade; the roll completes, which the test checks.
 BENIGN = (
     r"pod \S+ is being deleted, cannot be assigned to a host",
+    r"skip schedule deleting pod: \S+",
     r'running Bind plugin "DefaultBinder": pods "\S+" not found',
 )
 
