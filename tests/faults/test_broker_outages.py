@@ -39,15 +39,18 @@ def test_broker_outage_mid_stream(
         while time.monotonic() < halted + down:  # the outage itself: nothing to poll for
             assert service.restarts < 5, "restarting in a loop"
             time.sleep(0.5)
+        # The broker is down until resume() launches it; resume() returns only once it
+        # answers, by when the service may rightly have seen it back and said ready.
+        restarting = time.monotonic()
         fault_broker.resume()
-        up, resumed = time.time(), time.monotonic()
+        up = time.time()
         wait_for(lambda: settled(stream, tracker), timeout=180, what="every trade posted")
         assert service.alive(), "the service is down after the outage"
         wait_for(lambda: ready.now() == 200, timeout=30, what="/readyz 200 again")
         # Not ready within 5 s of the halt (no broker answered the watch for 3 s),
         # whatever the stages are blocked in, and not ready again until it is back.
         unready = [at - halted for at, status in ready.seen if at >= halted and status != 200]
-        during = ready.between(halted + 5, resumed)
+        during = ready.between(halted + 5, restarting)
     finally:
         ready.close()
         code, took = service.stop(timeout=SHUTDOWN + 20)
