@@ -121,10 +121,18 @@ class Settings(BaseSettings):
         default=datetime(2000, 1, 1, tzinfo=UTC),
         description="closed_at and opened_at before this are input errors",
     )
+    trace_lookahead_memory_mib: float = Field(
+        default=80,
+        gt=0,
+        description="MiB the deliveries read ahead and waiting to fall due may take, for the "
+        "process, shared evenly by the enabled adapters; hold adapters x rate x (delay + "
+        "disorder) x (record bytes + 320), see docs/scheduling.md",
+    )
     trace_max_buffered: int = Field(
-        default=10_000,
+        default=1_000_000,
         ge=1,
-        description="deliveries one adapter holds in memory ahead of its committed position",
+        description="deliveries one adapter holds ahead of its committed position, a count "
+        "beside TRACE_LOOKAHEAD_MEMORY_MIB (which binds first at the default)",
     )
     trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")
     trace_retry_backoff_base: float = Field(default=5, gt=0)
@@ -244,6 +252,12 @@ class Settings(BaseSettings):
     @property
     def enabled_adapters(self) -> tuple[str, ...]:
         return self.trace_enabled_adapters
+
+    @property
+    def lookahead_bytes(self) -> int:
+        """Each adapter's share of TRACE_LOOKAHEAD_MEMORY_MIB, in bytes: every adapter
+        runs a deliverer of its own, and the budget is for the process."""
+        return int(self.trace_lookahead_memory_mib * 2**20) // len(self.trace_enabled_adapters)
 
     @property
     def retry_tiers(self) -> tuple[timedelta, ...]:

@@ -757,3 +757,18 @@ def test_retry_jitter_and_rate_limits_render_as_the_service_reads_them() -> None
     ):
         assert helm_template("default-values.yaml", "json:" + bad).returncode != 0, bad
     assert helm_template("default-values.yaml", "trace.retry.jitter=2").returncode != 0
+
+
+def test_the_lookahead_budget_renders_as_the_service_reads_it() -> None:
+    from trace_stream.settings import Settings  # the service's own reading of the env
+
+    data = one(render("default-values.yaml"), "ConfigMap")["data"]
+    assert (data["TRACE_LOOKAHEAD_MEMORY_MIB"], data["TRACE_MAX_BUFFERED"]) == ("80", "1000000")
+    data = one(render("default-values.yaml", "json:trace.lookaheadMemoryMib=48.5"), "ConfigMap")[
+        "data"
+    ]
+    read = Settings.model_validate(
+        {"trace_lookahead_memory_mib": data["TRACE_LOOKAHEAD_MEMORY_MIB"]}
+    )
+    assert read.lookahead_bytes == int(48.5 * 2**20)
+    assert helm_template("default-values.yaml", "trace.lookaheadMemoryMib=0").returncode != 0

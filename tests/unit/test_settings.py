@@ -57,6 +57,8 @@ def test_explicit_schedule_and_fractional_delay(monkeypatch: pytest.MonkeyPatch)
         ("TRACE_ENABLED_ADAPTERS", " , "),
         ("TRACE_RETRY_JITTER", "1.5"),
         ("TRACE_RETRY_JITTER", "-0.1"),
+        ("TRACE_LOOKAHEAD_MEMORY_MIB", "-5"),
+        ("TRACE_MAX_BUFFERED", "0"),
     ],
 )
 def test_invalid_settings_name_the_variable(
@@ -208,3 +210,14 @@ def test_rate_limits_print_as_an_object_of_the_limits_set(monkeypatch: pytest.Mo
     monkeypatch.setenv("TRACE_RATE_LIMITS", '{"webhook": {"per_second": 20, "per_day": 500}}')
     shown = dict(env_lines(load(Settings)))["TRACE_RATE_LIMITS"]
     assert shown == '{"webhook": {"per_second": "20.0", "per_day": "500"}}'
+
+
+def test_the_lookahead_budget_is_for_the_process_shared_by_the_adapters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load(Settings).lookahead_bytes == 80 * 2**20  # one adapter, the webhook
+    monkeypatch.setenv("TRACE_LOOKAHEAD_MEMORY_MIB", "96")
+    monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "webhook,file,myfxbook")
+    assert load(Settings).lookahead_bytes == 32 * 2**20
+    monkeypatch.setenv("TRACE_MAX_BUFFERED", "10000")  # an older configuration still loads
+    assert load(Settings).trace_max_buffered == 10_000

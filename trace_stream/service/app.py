@@ -158,6 +158,7 @@ class Service:
             clock=self.clock,
             max_in_flight=s.trace_max_in_flight,
             max_buffered=s.trace_max_buffered,
+            max_held_bytes=s.lookahead_bytes,
             # Later than this no valid delivery can be due: the scheduler rejects close
             # times beyond the clock skew, and a retry waits one tier and its jitter at most.
             max_ahead=s.delay + 2 * s.max_clock_skew + policy.longest_wait,

@@ -66,6 +66,10 @@ class Batcher:
             n += 1
         return n
 
+    def waiting(self) -> int:
+        """Deliveries added and not yet handed out in a batch."""
+        return sum(len(items) for items in self._open.values())
+
     def settled(self, tp: TP) -> None:
         """The partition's batch has an outcome; it is released with the next commit."""
         self._settled.add(tp)

@@ -1,13 +1,17 @@
 """What the deliverer reads, within its buffer budget. Pure bookkeeping.
 
-The deliverer holds at most `limit` unfinished deliveries (read and not finished).
-A caller may rely on:
+Two bounds, both spent at once pause reading: the bytes held ahead (`held_bytes()`,
+what the look-ahead accounts for the records waiting to fall due) at most
+`max_bytes`, which is what grows with rate x delay and what memory is sized by; and
+at most `limit` unfinished deliveries (read and not finished: held, batching or in
+flight), a count for the configurations that ask for one. A caller may rely on:
 
 - `admit(m)` is True when the record may be taken in; its partition's next read
-  position is then past it. A record read with the budget spent pauses its partition,
-  which is sought back to it: read again after the resume, never lost. A record of a
-  paused partition (fetched before the pause) is not admitted either;
-- `throttle()` resumes the paused partitions once a tenth of the budget is free, not
+  position is then past it. A record read with either budget spent pauses its
+  partition, which is sought back to it: read again after the resume, never lost.
+  A record of a paused partition (fetched before the pause) is not admitted either.
+  The bytes held exceed `max_bytes` by one record at most;
+- `throttle()` resumes the paused partitions once a tenth of each budget is free, not
   at the first free slot, which would pause and resume once per record;
 - `forget(tps)` (every partition when None), after a rewind or a revoke, resumes those
   partitions and forgets their read positions;
@@ -41,22 +45,39 @@ class Pausable(Protocol):
 
 
 class Intake:
-    def __init__(self, consumer: Pausable, limit: int, unfinished: Callable[[], int]) -> None:
-        """`unfinished()`: how many deliveries read are not finished yet."""
+    def __init__(
+        self,
+        consumer: Pausable,
+        limit: int,
+        unfinished: Callable[[], int],
+        *,
+        max_bytes: int,
+        held_bytes: Callable[[], int],
+    ) -> None:
+        """`unfinished()`: how many deliveries read are not finished yet; `held_bytes()`:
+        the bytes the records waiting to fall due take."""
         self.limit = limit
+        self.max_bytes = max_bytes
         self._consumer = consumer
         self._unfinished = unfinished
+        self._held_bytes = held_bytes
         self._paused: set[TP] = set()
         self._next: dict[TP, int] = {}
         self.positions: dict[TP, int] = {}
 
     def room(self) -> int:
-        return self.limit - self._unfinished()
+        """How many records may be read now (0 once the bytes are spent)."""
+        if self._held_bytes() >= self.max_bytes:
+            return 0
+        return max(0, self.limit - self._unfinished())
+
+    def full(self) -> bool:
+        return self._unfinished() >= self.limit or self._held_bytes() >= self.max_bytes
 
     def admit(self, m: Message) -> bool:
         if m.tp in self._paused:
             return False  # fetched past the pause point; read again after the resume
-        if self._unfinished() >= self.limit:
+        if self.full():
             self._consumer.pause([m.tp])
             self._consumer.seek(m.tp, m.offset)
             self._paused.add(m.tp)
@@ -69,7 +90,10 @@ class Intake:
         return True
 
     def throttle(self) -> None:
-        if self._paused and self._unfinished() <= self.limit - max(1, self.limit // 10):
+        if not self._paused:
+            return
+        count_free = self._unfinished() <= self.limit - max(1, self.limit // 10)
+        if count_free and self._held_bytes() <= self.max_bytes - max(1, self.max_bytes // 10):
             self._consumer.resume(list(self._paused))
             self._paused.clear()
 

@@ -4,6 +4,11 @@ Each consumed offset is started, then finished with the records it routes and th
 effects to run once they are committed. `take` hands back, per partition, the
 finished prefix: its records, the next offset to commit and its effects. A finished
 offset behind an unfinished one waits, so a crash never skips unfinished work.
+
+An offset started and not finished costs its place in an OrderedDict and nothing
+more (`_RUNNING`, shared): the deliverer starts one for every delivery it holds until
+due, 150,000 at once at 500 trades/s and a 5-minute delay. A slot with its lists is
+made when the offset finishes.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from trace_stream.core.messages import TP, OutRecord
 Effect = Callable[[], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Slot:
-    done: bool = False
+    """A finished offset: what to produce and run once it is committed."""
+
     records: list[OutRecord] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+
+
+_RUNNING = None
+"""The value of an offset started and not finished."""
 
 
 @dataclass
@@ -36,15 +46,14 @@ class Batch:
 
 class OffsetTracker:
     def __init__(self) -> None:
-        self._parts: dict[TP, OrderedDict[int, _Slot]] = {}
+        self._parts: dict[TP, OrderedDict[int, _Slot | None]] = {}
         self._unfinished: dict[TP, int] = {}
 
     def start(self, tp: TP, offset: int) -> None:
         slots = self._parts.setdefault(tp, OrderedDict())
-        old = slots.get(offset)
-        if old is None or old.done:
+        if offset not in slots or slots[offset] is not _RUNNING:
             self._unfinished[tp] = self._unfinished.get(tp, 0) + 1
-        slots[offset] = _Slot()
+        slots[offset] = _RUNNING
 
     def finish(
         self,
@@ -54,12 +63,12 @@ class OffsetTracker:
         effects: Iterable[Effect] = (),
     ) -> None:
         slots = self._parts.get(tp)
-        slot = slots.get(offset) if slots is not None else None
-        if slot is None:
+        if slots is None or offset not in slots:
             return  # the partition was revoked or rewound meanwhile
-        if not slot.done:
+        slot = slots[offset]
+        if slot is _RUNNING:
             self._unfinished[tp] -= 1
-        slot.done = True
+            slot = slots[offset] = _Slot()
         slot.records.extend(records)
         slot.effects.extend(effects)
 
@@ -74,7 +83,7 @@ class OffsetTracker:
             slots = self._parts.get(tp)
             while slots:
                 offset, slot = next(iter(slots.items()))
-                if not slot.done:
+                if slot is _RUNNING:
                     break
                 slots.popitem(last=False)
                 batch.records.extend(slot.records)

@@ -63,6 +63,19 @@ class Metrics:
             ["adapter"],
             registry=registry,
         )
+        self.buffered_bytes = Gauge(
+            "trust_trace_buffered_bytes",
+            "Bytes the deliveries an adapter's deliverer holds until due take, as accounted "
+            "against its look-ahead budget; reading pauses at the budget.",
+            ["adapter"],
+            registry=registry,
+        )
+        self.buffer_budget_bytes = Gauge(
+            "trust_trace_buffer_budget_bytes",
+            "An adapter's look-ahead budget: its share of TRACE_LOOKAHEAD_MEMORY_MIB.",
+            ["adapter"],
+            registry=registry,
+        )
         self.events = Counter(
             "trust_trace_events",
             "trade.closed events read, by what became of them.",

@@ -170,7 +170,8 @@ Optional settings are left out when empty: the service rejects some empty string
 {{- $_ = set $env "TRACE_RATE_LIMITS" (toJson $limits) }}
 {{- end }}
 {{- $_ = set $env "TRACE_MAX_IN_FLIGHT" (toString $v.trace.maxInFlight) }}
-{{- $_ = set $env "TRACE_MAX_BUFFERED" (toString $v.trace.maxBuffered) }}
+{{- $_ = set $env "TRACE_LOOKAHEAD_MEMORY_MIB" (toString $v.trace.lookaheadMemoryMib) }}
+{{- $_ = set $env "TRACE_MAX_BUFFERED" (toString (int64 $v.trace.maxBuffered)) }}
 {{- $_ = set $env "TRACE_KAFKA_TIMEOUT_SECONDS" (toString $v.trace.kafkaTimeoutSeconds) }}
 {{- $_ = set $env "TRACE_KAFKA_RECOVERY_SECONDS" (toString $v.trace.kafkaRecoverySeconds) }}
 {{- $_ = set $env "TRACE_STARTUP_TIMEOUT_SECONDS" (toString $v.trace.startupTimeoutSeconds) }}

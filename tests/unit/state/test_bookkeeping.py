@@ -13,7 +13,7 @@ from trace_stream.core.messages import OutRecord
 from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.pipeline.redact import redact
 from trace_stream.state.batching import Batcher
-from trace_stream.state.lookahead import InOrder, Lookahead, Timers
+from trace_stream.state.lookahead import InOrder, Lookahead, Timers, cost
 from trace_stream.state.offsets import OffsetTracker
 
 A, B = ("t", 0), ("t", 1)
@@ -56,47 +56,64 @@ def test_forgotten_partitions_ignore_late_finishes() -> None:
     assert not t.take()
 
 
-def _delivery(trade_id: str, due: datetime) -> TraceDelivery:
-    return TraceDelivery(
-        trace=redact(trade_event(trade_id, closed_at=due - timedelta(minutes=5))),
-        adapters=("webhook",),
-        due_at=due,
-        origin=Origin(topic="in", partition=0, offset=0),
-    )
-
-
 def test_timers_release_each_record_at_its_own_due_time_whatever_the_read_order() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    timers: Timers[TraceDelivery] = Timers()
+    timers = Timers()
     # Read in offset order; due in another order. A record not due holds back nothing.
     for offset, due_in in enumerate([60, 0, 30, -5, 0]):
-        timers.add(A, offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due_in)))
+        timers.add(A, offset, t0 + timedelta(seconds=due_in), b"T%d" % offset)
     assert len(timers) == 5
+    assert timers.size == sum(cost(b"T%d" % o) for o in range(5))
     assert timers.oldest_due() == t0 - timedelta(seconds=5)
     assert [o for _, o, _ in timers.pop_due(t0, limit=2)] == [3, 1]  # earliest due first
-    assert [o for _, o, _ in timers.pop_due(t0, limit=10)] == [4]
+    assert timers.pop_due(t0, limit=10) == [(A, 4, b"T4")]
     assert timers.pop_due(t0, limit=10) == []
     assert timers.next_due() == t0 + timedelta(seconds=30)
+    assert timers.size == cost(b"T0") + cost(b"T2")
     assert [o for _, o, _ in timers.pop_due(t0 + timedelta(seconds=59), 10)] == [2]
     timers.forget([A])
     assert len(timers) == 0
+    assert timers.size == 0
     assert timers.next_due() is None
+
+
+def test_due_times_keep_their_microseconds() -> None:
+    """Held as integer microseconds: a record due a microsecond after `now` is not due."""
+    due = datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=UTC)
+    for ahead in (Timers(), InOrder()):
+        ahead.add(A, 0, due, b"x")
+        assert ahead.pop_due(due - timedelta(microseconds=1), limit=1) == []
+        assert ahead.next_due() == due
+        assert ahead.pop_due(due, limit=1) == [(A, 0, b"x")]
 
 
 def test_in_order_releases_a_partition_only_from_its_head() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ahead: InOrder[TraceDelivery] = InOrder()
-    ahead.add(A, 0, _delivery("T0", t0 + timedelta(seconds=10)))  # holds A
-    ahead.add(A, 1, _delivery("T1", t0 - timedelta(seconds=20)))  # due, behind it
-    ahead.add(B, 0, _delivery("T2", t0))
-    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=10)] == [(B, 0)]
+    ahead = InOrder()
+    ahead.add(A, 0, t0 + timedelta(seconds=10), b"T0")  # holds A
+    ahead.add(A, 1, t0 - timedelta(seconds=20), b"T1")  # due, behind it
+    ahead.add(B, 0, t0, b"T2")
+    assert ahead.pop_due(t0, limit=10) == [(B, 0, b"T2")]
     # The record behind the held head is overdue: the due lag must see it.
     assert ahead.oldest_due() == t0 - timedelta(seconds=20)
     assert ahead.next_due() == t0 + timedelta(seconds=10)
+    assert ahead.size == cost(b"T0") + cost(b"T1")
     later = t0 + timedelta(seconds=10)
     assert [o for _, o, _ in ahead.pop_due(later, limit=10)] == [0, 1]
     assert len(ahead) == 0
+    assert ahead.size == 0
     assert ahead.oldest_due() is None
+
+
+def test_in_order_serves_the_partition_a_limit_cut_short_last() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = InOrder()
+    for offset in range(4):
+        ahead.add(A, offset, t0, b"a")
+        ahead.add(B, offset, t0, b"b")
+    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(A, 0), (A, 1), (A, 2)]
+    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(B, 0), (B, 1), (B, 2)]
+    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(A, 3), (B, 3)]
 
 
 @settings(max_examples=200, deadline=None)
@@ -104,26 +121,37 @@ def test_in_order_releases_a_partition_only_from_its_head() -> None:
     dues=st.lists(st.integers(-100, 100), max_size=60),
     checks=st.lists(st.tuples(st.integers(-120, 120), st.integers(1, 10)), max_size=20),
     ordered=st.booleans(),
+    forgotten=st.sets(st.integers(0, 2), max_size=3),
 )
-def test_lookahead_never_releases_early_and_loses_nothing(dues, checks, ordered) -> None:
+def test_lookahead_never_releases_early_and_loses_nothing(dues, checks, ordered, forgotten) -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ahead: Lookahead[TraceDelivery] = InOrder() if ordered else Timers()
+    ahead: Lookahead = InOrder() if ordered else Timers()
+    due_of: dict[int, datetime] = {}
     for offset, due in enumerate(dues):
-        ahead.add(("t", offset % 3), offset, _delivery(f"T{offset}", t0 + timedelta(seconds=due)))
+        due_of[offset] = t0 + timedelta(seconds=due)
+        ahead.add(("t", offset % 3), offset, due_of[offset], b"x" * offset)
     released: list[int] = []
     for at, limit in sorted(checks):
         now = t0 + timedelta(seconds=at)
         out = ahead.pop_due(now, limit)
         assert len(out) <= limit
-        assert all(d.due_at <= now for _, _, d in out), "released early"
+        assert all(due_of[o] <= now for _, o, _ in out), "released early"
+        assert all(raw == b"x" * o for _, o, raw in out)
         if ordered:  # per partition, in offset order
             for tp in {tp for tp, _, _ in out}:
                 got = [o for p, o, _ in out if p == tp]
                 assert got == sorted(got)
         released += [o for _, o, _ in out]
+    held = set(range(len(dues))) - set(released)
+    assert ahead.size == sum(cost(b"x" * o) for o in held)
+    ahead.forget([("t", p) for p in forgotten])
+    kept = {o for o in held if o % 3 not in forgotten}
+    assert len(ahead) == len(kept)
+    assert ahead.size == sum(cost(b"x" * o) for o in kept)
     rest = ahead.pop_due(t0 + timedelta(seconds=1000), limit=len(dues) + 1)
-    assert sorted(released + [o for _, o, _ in rest]) == list(range(len(dues)))
+    assert sorted(o for _, o, _ in rest) == sorted(kept)
     assert len(ahead) == 0
+    assert ahead.size == 0
 
 
 def test_batches_cut_at_size_age_and_key_and_wait_for_the_previous_commit() -> None:

@@ -27,7 +27,7 @@ from trace_stream.state.gate import Gate
 from trace_stream.state.hold import Hold
 from trace_stream.state.intake import Intake, budget
 from trace_stream.state.limits import RateLimit
-from trace_stream.state.lookahead import Held, InOrder, Lookahead, Timers
+from trace_stream.state.lookahead import InOrder, Lookahead, Timers
 from trace_stream.state.offsets import OffsetTracker
 from trace_stream.telemetry.alerts import Alerter
 from trace_stream.telemetry.health import Health
@@ -55,7 +55,8 @@ class Deliverer:
         rand: Callable[[], float] = random.random,
         consent: Callable[[str, str], Decision] | None = None,
         max_in_flight: int = 64,
-        max_buffered: int = 10_000,
+        max_buffered: int = 1_000_000,
+        max_held_bytes: int = 80 * 2**20,
         max_ahead: timedelta = timedelta(days=1),
         post_timeout: float = 60,
         commit_interval: float = 0.1,
@@ -83,9 +84,16 @@ class Deliverer:
             age, key = adapter.batch_max_age.total_seconds(), adapter.batch_key
             self._batcher = Batcher(adapter.batch_size, age, key=lambda d: key(d.trace))
         # Batch files are named after their first offset: they need offset order.
-        self._ahead: Lookahead[Held] = Timers() if self._batcher is None else InOrder()
+        self._ahead: Lookahead = Timers() if self._batcher is None else InOrder()
         room = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
-        self._intake = Intake(self._consumer, room, self._tracker.unfinished)
+        self._intake = Intake(
+            self._consumer,
+            room,
+            self._tracker.unfinished,
+            max_bytes=max_held_bytes,
+            held_bytes=lambda: self._ahead.size,
+        )
+        metrics.buffer_budget_bytes.labels(adapter.name).set(max_held_bytes)
         self._commits = Commits(
             self._tracker,
             producer,
@@ -174,14 +182,15 @@ class Deliverer:
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
         batcher = self._batcher
-        # A batch adapter posts one batch per partition at a time: all that is due joins one.
+        # A batch adapter posts one batch per partition at a time: what is due joins one,
+        # decoded, so at most two batches' worth wait beside those in flight.
         if batcher is not None:
-            slots = len(self._ahead)
+            slots = max(0, 2 * batcher.size - batcher.waiting())
         else:
             slots = min(self._max_in_flight - len(self._posts), self._gate.allowance(now))
         works = []
-        for tp, offset, held in self._ahead.pop_due(now, slots):
-            delivery = codec.decode_delivery(held.raw)
+        for tp, offset, raw in self._ahead.pop_due(now, slots):
+            delivery = codec.decode_delivery(raw)
             if not self._finish.allowed(tp, offset, delivery):
                 continue
             if batcher is not None:
@@ -195,7 +204,7 @@ class Deliverer:
     def _accept(self, m: Message) -> None:
         if self._intake.admit(m) and (delivery := self._finish.read(m)) is not None:
             self._tracker.start(m.tp, m.offset)
-            self._ahead.add(m.tp, m.offset, Held(delivery.due_at, m.value or b""))
+            self._ahead.add(m.tp, m.offset, delivery.due_at, m.value or b"")
 
     def _report(self, now: datetime) -> None:
         """Twice a second: the due lag of what this deliverer holds, its buffer, and the
@@ -210,6 +219,7 @@ class Deliverer:
         lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
+        self._metrics.buffered_bytes.labels(self.adapter.name).set(self._ahead.size)
         self._metrics.tracker_paused.labels(self.adapter.name).set(self._gate.paused(now))
         due = self._ahead.next_due()
         self._metrics.report_limit(
