@@ -33,6 +33,7 @@ from trace_stream.pipeline.routing import RetryPolicy
 from trace_stream.stages.deliver import Deliverer
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.limits import RateLimit
+from trace_stream.state.lookahead import cost
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
 
@@ -313,6 +314,32 @@ def test_a_full_buffer_pauses_the_partition_and_resumes_it_at_a_tenth_free(
     assert rig.consumer.paused == set(), "not resumed with a tenth of the budget free"
     rig.until(lambda: rig.pushed() == 25, "every post")
     assert sorted(rig.posted()) == [f"T-{i:02d}" for i in range(25)]
+
+
+def test_the_memory_budget_pauses_reading_whatever_the_count_and_reports_its_bytes(
+    runner: CountingRunner,
+) -> None:
+    """Ten records' worth of bytes: the eleventh read pauses the partition, though the
+    count cap is far away, and is read again; the gauges show the bytes held against
+    the budget."""
+    probe = FakeConsumer()
+    probe.add(A, "T-00", T0)
+    per_record = cost(probe.logs[A][0].value or b"")
+    rig = Rig(runner, max_in_flight=1, max_held_bytes=10 * per_record)
+    for i in range(15):
+        rig.consumer.add(A, f"T-{i:02d}", T0 + timedelta(seconds=60 - i))  # due in reverse
+    rig.step(2)
+    assert rig.consumer.paused == {A}
+    assert rig.consumer.position[A] == 10
+    rig.clock.mono += 1  # past the report interval
+    rig.step()
+    gauge = rig.metrics.buffered_bytes.labels(NAME)._value.get()
+    assert gauge == 10 * per_record
+    assert rig.metrics.buffer_budget_bytes.labels(NAME)._value.get() == 10 * per_record
+    rig.clock.advance(60)
+    rig.until(lambda: rig.pushed() == 15, "every post")
+    assert sorted(rig.posted()) == [f"T-{i:02d}" for i in range(15)]
+    assert rig.consumer.paused == set()
 
 
 def test_posts_go_on_while_a_transaction_waits_and_stop_once_it_stalls(
