@@ -13,7 +13,10 @@ wall clock on arrival. Named scenarios (`--scenario`) set these for the issue's 
 - `defaults`: the service's default settings (delay 5 minutes, look-ahead budget),
   500 trades/s for 420 s, closed_at ±60 s: the look-ahead fills to rate x delay and
   stays there for the last minute of publishing (about 14 minutes in all);
-- `close-order`: 500 trades/s for 60 s, closed now, due 5 s later.
+- `close-order`: 500 trades/s for 60 s, closed now, due 5 s later;
+- `beyond-budget`: the issue's first report, 500 trades/s for 120 s, closed_at ±60 s,
+  delay 65 s, with a budget (4 MiB) a third of what that needs: how late trades get
+  once reading pauses.
 
 Reports per run: lateness (arrival of a trade's first post - due) min, p50, p99 and
 max, and the share over 1 s; early posts (any post before its due time, no
@@ -71,6 +74,13 @@ DEFAULT_LOOKAHEAD_MIB = Settings.model_fields["trace_lookahead_memory_mib"].defa
 SCENARIOS: dict[str, dict[str, Any]] = {
     "defaults": {"rate": 500, "seconds": 420, "disorder": 60, "delay": DEFAULT_DELAY_S},
     "close-order": {"rate": 500, "seconds": 60, "disorder": 0, "delay": 5},
+    "beyond-budget": {
+        "rate": 500,
+        "seconds": 120,
+        "disorder": 60,
+        "delay": 65,
+        "lookahead_mib": 4,
+    },
 }
 GAUGES = {  # figure: the webhook deliverer's gauge
     "buffered": "trust_trace_buffered",
