@@ -3,11 +3,12 @@
 Publishes `--deliveries` trades (default 1,000,000) closed now to fresh topics
 (6 partitions) with a batching producer, then starts the service (`python -m
 trace_stream.cli run`, webhook adapter, TRACE_DELAY_MINUTES=`--delay-minutes` (600),
-TRACE_MAX_BUFFERED at its default) and, for `--minutes` (10), samples every `--every`
-seconds (5) its RSS (VmRSS), peak RSS (VmHWM) and CPU (/proc), and from its /metrics
-the events read by the scheduler stage (`trust_trace_events_total`) and the deliveries
-the webhook deliverer holds (`trust_trace_buffered`). Nothing is due, so nothing may
-be posted: the counting tracker checks that.
+the look-ahead budget TRACE_LOOKAHEAD_MEMORY_MIB at its default) and, for `--minutes`
+(10), samples every `--every` seconds (5) its RSS (VmRSS), peak RSS (VmHWM) and CPU
+(/proc), and from its /metrics the events read by the scheduler stage
+(`trust_trace_events_total`) and the deliveries the webhook deliverer holds
+(`trust_trace_buffered`) and their bytes (`trust_trace_buffered_bytes`). Nothing is
+due, so nothing may be posted: the counting tracker checks that.
 
 Reports the samples and the least-squares slope of RSS over the last half of the
 window, in MiB per minute, and the drift it implies over that half (slope x half the
@@ -54,12 +55,14 @@ def _metrics(port: int) -> dict[str, float]:
             text = r.read().decode()
     except OSError:
         return {}
-    out = {"read": 0.0, "buffered": 0.0}
+    out = {"read": 0.0, "buffered": 0.0, "buffered_mib": 0.0}
     for line in text.splitlines():
         if line.startswith("trust_trace_events_total{"):
             out["read"] += float(line.rsplit(" ", 1)[1])
         elif line.startswith("trust_trace_buffered{"):
             out["buffered"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("trust_trace_buffered_bytes{"):
+            out["buffered_mib"] += float(line.rsplit(" ", 1)[1]) / 2**20
     return out
 
 
@@ -119,12 +122,13 @@ def run(bootstrap: str, tracker: Tracker, args: argparse.Namespace) -> dict[str,
                     "cpu_s": round(u.cpu_s, 2),
                     "read": m.get("read", 0.0),
                     "buffered": m.get("buffered", 0.0),
+                    "buffered_mib": round(m.get("buffered_mib", 0.0), 1),
                 }
             )
             bar.update(
                 round(t),
                 f"RSS {u.rss_mib:5.0f} MiB  read {m.get('read', 0):>10,.0f}  "
-                f"buffered {m.get('buffered', 0):>7,.0f}",
+                f"buffered {m.get('buffered', 0):>7,.0f} ({m.get('buffered_mib', 0):.1f} MiB)",
                 force=True,
             )
             time.sleep(max(0.0, start + len(samples) * args.every - time.monotonic()))
@@ -158,9 +162,10 @@ def _table(result: dict[str, Any]) -> str:
     a = result["parameters"]
     lines = [
         f"{a['deliveries']:,} trades closed now, delay {a['delay_minutes']:g} min, "
-        f"TRACE_MAX_BUFFERED default, published at {result['published_per_s']:,.0f}/s, "
+        f"look-ahead budget default, published at {result['published_per_s']:,.0f}/s, "
         f"watched {a['minutes']:g} min every {a['every']:g} s",
-        f"{'t s':>7}{'RSS MiB':>10}{'peak MiB':>10}{'CPU s':>9}{'read':>11}{'buffered':>10}",
+        f"{'t s':>7}{'RSS MiB':>10}{'peak MiB':>10}{'CPU s':>9}{'read':>11}{'buffered':>10}"
+        f"{'held MiB':>10}",
     ]
     step = max(1, round(30 / a["every"]))  # one row per 30 s, and the last
     shown = result["samples"][::step]
@@ -168,7 +173,7 @@ def _table(result: dict[str, Any]) -> str:
         shown.append(result["samples"][-1])
     lines += [
         f"{s['t_s']:7.0f}{s['rss_mib']:10.1f}{s['peak_rss_mib']:10.1f}{s['cpu_s']:9.1f}"
-        f"{s['read']:11,.0f}{s['buffered']:10,.0f}"
+        f"{s['read']:11,.0f}{s['buffered']:10,.0f}{s.get('buffered_mib', 0):10.1f}"
         for s in shown
     ]
     slope_ = result["last_half_slope_mib_per_min"]
