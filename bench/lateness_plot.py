@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 
+def _s(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def plot(results: dict[str, Any], png: Path) -> None:
     try:
         import matplotlib
@@ -35,9 +39,9 @@ def plot(results: dict[str, Any], png: Path) -> None:
             continue
         share = [1 - k / n for k in range(n)]  # share of trades at least this late
         label = (
-            f"run {i + 1}: p50 {run['lateness_p50_s'] * 1000:.0f} ms, "
-            f"p99 {run['lateness_p99_s'] * 1000:.0f} ms, max {run['lateness_max_s']:.2f} s, "
-            f"early {run['early']}, peak RSS {run['peak_rss_mib']:.0f} MiB"
+            f"run {i + 1}: p50 {_s(run['lateness_p50_s'])}, p99 {_s(run['lateness_p99_s'])}, "
+            f"max {_s(run['lateness_max_s'])}, early {run['early']}, "
+            f"peak RSS {run['peak_rss_mib']:.0f} MiB"
         )
         ax.step(late, share, where="post", label=label)
     ax.axvline(1.0, color="red", linestyle="--", linewidth=1, label="1 s")

@@ -250,6 +250,7 @@ def run_once(bootstrap: str, tracker: str, args: argparse.Namespace) -> dict[str
         bootstrap,
         trace_delay_minutes=delay / 60,
         trace_lookahead_memory_mib=args.lookahead_mib,
+        trace_max_buffered=args.max_buffered,
         trace_topic_partitions=args.partitions,
         metrics_port=free_port(),
     )
@@ -349,6 +350,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_LOOKAHEAD_MIB,
         help="TRACE_LOOKAHEAD_MEMORY_MIB (the service's default)",
+    )
+    parser.add_argument(
+        "--max-buffered",
+        type=int,
+        default=Settings.model_fields["trace_max_buffered"].default,
+        help="TRACE_MAX_BUFFERED (the service's default; to compare with older versions)",
     )
     parser.add_argument("--partitions", type=int, default=6, help="of every topic")
     parser.add_argument("--seed", type=int, default=1)
