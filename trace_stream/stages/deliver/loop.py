@@ -210,6 +210,7 @@ class Deliverer:
         lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
+        self._metrics.in_flight.labels(self.adapter.name).set(len(self._posts))
         self._metrics.tracker_paused.labels(self.adapter.name).set(self._gate.paused(now))
         due = self._ahead.next_due()
         self._metrics.report_limit(
