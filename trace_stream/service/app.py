@@ -14,6 +14,7 @@ and one line in `_stages`.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,8 +84,8 @@ class Service:
         watched = [stage.name for stage in self.stages if stage.watched]
         self.health.watch(watched)
         for name in watched:
-            ready = self.metrics.stage_ready.labels(name)
-            ready.set_function(lambda name=name: self.health.stage_ready(name))
+            ready = functools.partial(self.health.stage_ready, name)
+            self.metrics.stage_ready.labels(name).set_function(ready)
         self.health.watch_kafka()
         self.health.started()
         for stage in self.stages:
