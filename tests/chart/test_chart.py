@@ -166,6 +166,9 @@ def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
         "TraceDueLagHigh",
         "TraceBufferFull",
         "TraceAdapterPaused",
+        "TraceAdapterStopped",
+        "TraceTrackerPaused",
+        "TraceInputStalled",
         "TraceSignalSettingsInvalid",
     }
     assert expected | {"TraceStreamDown"} <= alerts
@@ -174,6 +177,29 @@ def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(rule["spec"]))
     result = run(tool("promtool"), "check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_links_its_runbook_page() -> None:
+    base = "https://runbooks.example.com/trace-stream/"
+    objects = render("default-values.yaml", "prometheusRule.enabled=true")
+    custom = render(
+        "default-values.yaml",
+        "prometheusRule.enabled=true",
+        f"prometheusRule.runbookBaseUrl={base}",
+    )
+    for rules, url in (
+        (objects, "https://trace-stream.github.io/trace-stream/runbooks/"),
+        (custom, base),
+    ):
+        rule = one(rules, "PrometheusRule")
+        alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+        assert len(alerts) == 10
+        for alert in alerts:
+            name = alert["alert"]
+            # MkDocs renders docs/runbooks/<AlertName>.md at runbooks/<AlertName>/.
+            assert alert["annotations"]["runbook_url"] == f"{url}{name}/"
+            page = CHART.parents[1] / "docs" / "runbooks" / f"{name}.md"
+            assert page.is_file(), f"{name} has no runbook: {page}"
 
 
 def test_service_monitor_scrapes_the_metrics_port() -> None:

@@ -83,6 +83,10 @@ class Finisher:
         self._tally = Tally(log, "posts in the last minute")  # posted, retried
         self._pushed = metrics.pushed.labels(adapter)  # once per post: looked up once
         self._lateness = metrics.lateness.labels(adapter)
+        # The state series exist from the start (0), so a dashboard shows "not paused",
+        # not "no data", for an adapter that has not failed yet.
+        metrics.adapter_paused.labels(adapter).set(0)
+        metrics.adapter_stopped.labels(adapter).set(0)
 
     def read(self, m: Message) -> TraceDelivery | None:
         """The delivery in a record read, to hold until due; None when the record ends
