@@ -11,11 +11,13 @@ phases, each asserting the alerts Prometheus reports (/api/v1/alerts):
   tracker answers 401 to every post   TraceAdapterPaused (the circuit breaker opens)
   stage 1 cannot write its output     TraceInputStalled, while trades keep arriving
 
-Stage 1 is stopped by a real fault, not a hook: the delay topic is reconfigured with
-min.insync.replicas=2 on a single broker, so every produce to it is refused
-(NOT_ENOUGH_REPLICAS), stage 1's transactions time out and abort, and it rewinds and
-tries again without end, as it would if the delay topic lost its replicas. Stage 2
-does not write to the delay topic and goes on.
+Stage 1 is stopped by a real fault, not a hook: the delay topic's max.message.bytes is
+lowered below the size of a delivery record, as a wrong topic change would, so the
+broker refuses every record stage 1 writes there (MSG_SIZE_TOO_LARGE); each transaction
+fails and is aborted, and stage 1 rewinds and tries again without end, its input
+piling up. Stage 2 does not write to the delay topic and goes on. (min.insync.replicas
+above the replication factor, the other obvious way, does not refuse transactional
+writes on the single KRaft broker of these tests.)
 
 Throughout, every dashboard query is run (/api/v1/query) with the dashboard's variables
 filled in; each must return series at some point, carrying every label its legend
@@ -217,15 +219,14 @@ _ADMINS: list[AdminClient] = []  # kept: see tests.support.admin_for
 
 
 def refuse_writes(settings: Settings, topic: str, refuse: bool) -> None:
-    """min.insync.replicas above the replication factor (1): the broker refuses every
-    produce with acks=all to `topic`, as when its replicas are lost."""
+    """A max.message.bytes no delivery record fits in: the broker refuses every record
+    written to `topic`. `refuse=False` removes the override again."""
     if not _ADMINS:
         _ADMINS.append(AdminClient(settings.kafka_config()))
-    entry = ConfigEntry(
-        "min.insync.replicas",
-        "2" if refuse else "1",
-        incremental_operation=AlterConfigOpType.SET,
-    )
+    if refuse:
+        entry = ConfigEntry("max.message.bytes", "64", incremental_operation=AlterConfigOpType.SET)
+    else:
+        entry = ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
     for future in _ADMINS[0].incremental_alter_configs([resource]).values():
         future.result(timeout=30)
