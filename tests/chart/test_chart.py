@@ -243,7 +243,8 @@ def test_writable_paths_are_volumes() -> None:
     objects = render("monitoring-values.yaml")
     _, container = workload(objects)
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/tmp", one(objects, "ConfigMap")["data"]["FILE_EXPORT_DIR"]} <= mounts
+    [config] = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == FULLNAME]
+    assert {"/tmp", config["data"]["FILE_EXPORT_DIR"]} <= mounts
 
 
 CANARIES = {
