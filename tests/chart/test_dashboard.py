@@ -8,21 +8,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from tests.chart.dashboard import load, queries
 from tests.chart.test_chart import of_kind, render
-
-sdk = pytest.importorskip("grafana_foundation_sdk")  # a dev dependency: present in CI
 
 
 def round_trip(data: dict[str, Any]) -> Any:
     """The dashboard decoded into the SDK's typed models (panels and Prometheus queries
     included, through its plugin registry) and encoded again."""
-    from grafana_foundation_sdk.cog.encoder import JSONEncoder
-    from grafana_foundation_sdk.cog.plugins import register_default_plugins
-    from grafana_foundation_sdk.models.dashboard import Dashboard
-
     register_default_plugins()
     return json.loads(json.dumps(Dashboard.from_json(data), cls=JSONEncoder))
 

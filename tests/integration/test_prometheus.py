@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka import admin as kafka_admin
 
 from devenv.broker import free_port
 from devenv.tracker import Reply, Tracker
@@ -215,19 +215,24 @@ def wait_checking(panels: Panels, condition: Any, timeout: float, what: str) -> 
     return wait_for(probe, timeout=timeout, what=what)
 
 
-_ADMINS: list[AdminClient] = []  # kept: see tests.support.admin_for
+_ADMINS: list[kafka_admin.AdminClient] = []  # kept: see tests.support.admin_for
 
 
 def refuse_writes(settings: Settings, topic: str, refuse: bool) -> None:
     """A max.message.bytes no delivery record fits in: the broker refuses every record
     written to `topic`. `refuse=False` removes the override again."""
     if not _ADMINS:
-        _ADMINS.append(AdminClient(settings.kafka_config()))
-    if refuse:
-        entry = ConfigEntry("max.message.bytes", "64", incremental_operation=AlterConfigOpType.SET)
-    else:
-        entry = ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+        _ADMINS.append(kafka_admin.AdminClient(settings.kafka_config()))
+    op = kafka_admin.AlterConfigOpType  # type: ignore[attr-defined]
+    entry = kafka_admin.ConfigEntry(  # type: ignore[attr-defined]
+        "max.message.bytes",
+        "64" if refuse else None,
+        incremental_operation=op.SET if refuse else op.DELETE,
+    )
+    topic_type = kafka_admin.ConfigResource.Type.TOPIC  # type: ignore[attr-defined]
+    resource = kafka_admin.ConfigResource(  # type: ignore[attr-defined]
+        topic_type, topic, incremental_configs=[entry]
+    )
     for future in _ADMINS[0].incremental_alter_configs([resource]).values():
         future.result(timeout=30)
 
@@ -280,8 +285,10 @@ def test_alerts_and_dashboard_against_a_real_prometheus(
         publish(settings, trade_event("OFF-1", signal_id="SIG-OFF"))
         wait_checking(
             panels,
-            lambda: prometheus.query('trust_traces_pushed_total{adapter="webhook"} >= 8')
-            and prometheus.query("trust_trace_withdrawn_total >= 1"),
+            lambda: (
+                prometheus.query('trust_traces_pushed_total{adapter="webhook"} >= 8')
+                and prometheus.query("trust_trace_withdrawn_total >= 1")
+            ),
             timeout=60,
             what="eight posts and one withdrawal, scraped",
         )
