@@ -185,14 +185,17 @@ class Panels:
 
     def check(self) -> None:
         for q in self.queries:
-            expr = q.filled(self.variables)
-            result = self._prometheus.query(expr)
-            if result:
-                self.answered.add(expr)
-            for series in result:
-                missing = q.labels - series["metric"].keys()
-                if missing:
-                    self.unlabelled.append(f"{q.panel}: {expr} lacks {sorted(missing)}")
+            answered, unlabelled = self.run(q)
+            if answered:
+                self.answered.add(q.filled(self.variables))
+            self.unlabelled += unlabelled
+
+    def run(self, q: dashboard.Query) -> tuple[bool, list[str]]:
+        """Whether the query returned series, and those lacking a label its legend names."""
+        expr = q.filled(self.variables)
+        result = self._prometheus.query(expr)
+        missing = [q.labels - series["metric"].keys() for series in result]
+        return bool(result), [f"{q.panel}: {expr} lacks {sorted(m)}" for m in missing if m]
 
     def silent(self) -> list[str]:
         return [
@@ -333,6 +336,15 @@ def test_alerts_and_dashboard_against_a_real_prometheus(
 
         assert panels.silent() == [], "dashboard queries that never returned data"
         assert panels.unlabelled == []
+        # Guards the two checks above, on the same data: a misspelt metric returns
+        # nothing, a misspelt label in `by` returns series without the legend's label.
+        sel = 'namespace="$namespace", job="$job"'
+        typo = dashboard.Query("typo", f"sum by (adapter) (trust_trace_bufered{{{sel}}})", "")
+        assert panels.run(typo) == (False, [])
+        label = dashboard.Query(
+            "label", f"sum by (adaptor) (trust_trace_buffered{{{sel}}})", "{{adapter}}"
+        )
+        assert panels.run(label)[0] and panels.run(label)[1]
         print(f"scenario took {time.monotonic() - started:.0f} s")
     finally:
         prometheus.close()
