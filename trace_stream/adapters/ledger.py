@@ -3,8 +3,8 @@
 Where: LEDGER_DIR/<signal_id>/ (LEDGER_TYPE=local), or s3://LEDGER_S3_BUCKET/
 LEDGER_S3_PREFIX<signal_id>/ (LEDGER_TYPE=s3; S3_ENDPOINT_URL as for the file export).
 What: static files in the C2SP tlog-tiles layout (`checkpoint`, `tile/<L>/...`,
-`tile/entries/...`; core/tiles.py); entries are the canonical JSON of the trades as
-posted (core/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
+`tile/entries/...`; core/tlog/tiles.py); entries are the canonical JSON of the trades as
+posted (core/tlog/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
 LEDGER_SIGNING_KEY (the signer string `trace-stream ledger keygen` prints) or in the
 file LEDGER_SIGNING_KEY_FILE (during a key rotation, several keys of one name, one per
 line: each signs every checkpoint, the first is the one the writer checks), its origin
@@ -41,11 +41,11 @@ from trace_stream.adapters.base import (
 )
 from trace_stream.adapters.ledger_s3 import S3LogStore
 from trace_stream.adapters.ledger_store import LocalLogStore
-from trace_stream.core import audit
 from trace_stream.core.errors import ConfigError
-from trace_stream.core.ledger import CHECKPOINT, Log
-from trace_stream.core.note import NoteError, Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.ledger import CHECKPOINT, Log
+from trace_stream.core.tlog.note import NoteError, Signer
 from trace_stream.settings import load
 
 _SIGNAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
