@@ -40,7 +40,7 @@ lock: $(STAMP)  ## rewrite requirements.lock after a change to pyproject.toml
 	bash devenv/lock.sh
 
 test: setup tools lint  ## everything CI runs
-	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler
+	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler --durations=25
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
