@@ -727,7 +727,7 @@ def test_crd_validation_rejects_unknown_fields() -> None:
     assert any(e.startswith(".spec.pollingInterval:") for e in errors)
 
 
-def test_the_readme_example_renders(tmp_path: Path) -> None:
+def test_the_manual_example_renders(tmp_path: Path) -> None:
     # The values a reader copies from the manual's "Helm chart" section must install.
     page = (CHART.parents[1] / "docs" / "deploy.md").read_text()
     [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", page, re.DOTALL)
