@@ -95,3 +95,10 @@ def test_mkdocs_nav_lists_only_pages_that_exist() -> None:
 def test_the_readme_is_a_front_door() -> None:
     lines = len((ROOT / "README.md").read_text().splitlines())
     assert lines < 250, "README.md is the front door: put the detail in docs/"
+
+
+def test_the_readme_links_resolve() -> None:
+    # mkdocs checks the links inside docs/; the README is read on GitHub, so here.
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    assert links
+    assert [link for link in links if not (ROOT / link).exists()] == []
