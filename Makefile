@@ -37,6 +37,7 @@ lint: $(STAMP)
 	bash devenv/lock.sh --check
 
 docs: $(STAMP)  ## build the manual (docs/, mkdocs.yml) with --strict: a broken link fails
+	$(PY) -m devenv.docs --check
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 lock: $(STAMP)  ## rewrite requirements.lock after a change to pyproject.toml
