@@ -754,10 +754,10 @@ def test_crd_validation_rejects_unknown_fields() -> None:
     assert any(e.startswith(".spec.pollingInterval:") for e in errors)
 
 
-def test_the_readme_example_renders(tmp_path: Path) -> None:
-    # The values a reader copies from the README's "Helm chart" section must install.
-    readme = (CHART.parents[1] / "README.md").read_text()
-    [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", readme, re.DOTALL)
+def test_the_manual_example_renders(tmp_path: Path) -> None:
+    # The values a reader copies from the manual's "Helm chart" section must install.
+    page = (CHART.parents[1] / "docs" / "deploy.md").read_text()
+    [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", page, re.DOTALL)
     values = tmp_path / "values.yaml"
     values.write_text(example.replace("sha256:...", "sha256:" + "0" * 64))
     args = ["template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION]
