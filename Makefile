@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint lock unit integration kafka registry tools clean
+.PHONY: setup demo test lint docs lock unit integration kafka registry tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy trace_stream devenv bench tests
 	bash devenv/lock.sh --check
 
+docs: $(STAMP)  ## build the manual (docs/, mkdocs.yml) with --strict: a broken link fails
+	$(PY) -m devenv.docs --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
 lock: $(STAMP)  ## rewrite requirements.lock after a change to pyproject.toml
 	bash devenv/lock.sh
 
-test: setup tools lint  ## everything CI runs
-	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler
+test: setup tools lint docs  ## everything CI runs
+	bash devenv/pytest-once-more.sh $(PY) -m pytest -p no:faulthandler --durations=25
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

@@ -58,8 +58,8 @@ from bench.common import (
 )
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, publish_trades, service_env
-from trace_stream.core import audit
-from trace_stream.core.note import Signer
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.note import Signer
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 # Runs pytest; if the interpreter itself died of a signal (a native crash, exit code
 # above 128) rather than failing tests, says so loudly and runs the suite once more.
 # A guard kept while the fix of a rare librdkafka segfault is confirmed over more
-# runs (see the README's "Known issues"); test failures (exit 1) and "no tests ran"
+# runs (see docs/limits.md, "Dependencies"); test failures (exit 1) and "no tests ran"
 # (exit 5) are never retried.
 set -u
 PYTHONFAULTHANDLER=1 "$@"

@@ -158,7 +158,7 @@ RUN_HELP = """\
 Run the service: read TRACE_INPUT_TOPIC, drop every personal field, hold each trade
 on the delay topic until closed_at + TRACE_DELAY_MINUTES, then post it to each enabled
 tracker, with retries and a dead-letter topic. Configured from the environment (see
-README, "Configuration"); serves /metrics, /healthz and /readyz on METRICS_PORT.
+docs/configuration.md); serves /metrics, /healthz and /readyz on METRICS_PORT.
 SIGTERM or SIGINT stops it gracefully; a second one ends it at once. Exit status: 0
 stopped, 1 the service failed (no broker within TRACE_STARTUP_TIMEOUT_SECONDS, a stage
 stopped), 2 invalid configuration.
@@ -169,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="trace-stream",
         description="Publish closed trades, redacted, to performance trackers. "
-        "Configured from the environment (see README).",
+        "Configured from the environment (see docs/configuration.md).",
     )
     # The installed distribution's version: what a wheel or an image really holds.
     p.add_argument("--version", action="version", version=f"trace-stream {version('trace-stream')}")

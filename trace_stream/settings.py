@@ -71,13 +71,21 @@ class Settings(BaseSettings):
     _delay: timedelta = PrivateAttr()
     _retry_tiers: tuple[timedelta, ...] = PrivateAttr()
 
-    kafka_bootstrap_servers: str = "localhost:9092"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092", description="the brokers, comma-separated host:port"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every client talks to the brokers"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="SASL mechanism, e.g. SCRAM-SHA-512 or PLAIN"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
     kafka_extra_config: dict[str, str] = Field(
-        default_factory=dict, description="librdkafka passthrough, as a JSON object"
+        default_factory=dict,
+        description="any other librdkafka setting, as a JSON object of strings, numbers and "
+        "booleans; not a key the service sets itself (core/reserved.py)",
     )
 
     kafka_session_timeout_ms: int = Field(
@@ -92,27 +100,54 @@ class Settings(BaseSettings):
     )
     schema_registry_basic_auth: SecretStr | None = Field(default=None, description="user:password")
 
-    trace_group_id: str = "trace-stream"
+    trace_group_id: str = Field(
+        default="trace-stream",
+        description="consumer group of stage 1; the deliverers' groups are "
+        "<TRACE_GROUP_ID>.deliver.<adapter>",
+    )
     trace_instance_id: str = Field(
         default_factory=socket.gethostname,
         description="stable per replica; names the transactional producers",
     )
-    trace_input_topic: str = "trade.closed"
+    trace_input_topic: str = Field(
+        default="trade.closed", description="the platform's topic of closed trades"
+    )
     trace_signal_settings_topic: str = Field(
         default="signal.tracing",
         description="compacted topic of each signal's current tracing settings, checked "
         "before every post; empty: the events' own flags only",
     )
-    trace_input_offset_reset: Literal["earliest", "latest"] = "earliest"
-    trace_topic_prefix: str = "trace"
-    trace_topic_partitions: int = Field(default=6, ge=1)
+    trace_input_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="where a new group starts on the input topic"
+    )
+    trace_topic_prefix: str = Field(
+        default="trace",
+        description="names the internal topics: <prefix>.delay, <prefix>.retry.<tier>, "
+        "<prefix>.dlq",
+    )
+    trace_topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        description="partitions of the internal topics (topics ensure); bounds the useful "
+        "replica count",
+    )
     trace_topic_replication_factor: int = Field(default=-1, description="-1: broker default")
-    trace_topic_retention_days: float = Field(default=7, gt=0)
+    trace_topic_retention_days: float = Field(
+        default=7, gt=0, description="retention of the delay and retry topics"
+    )
     trace_dead_letter_retention_days: float | None = Field(
-        default=None, gt=0, description="dead-letter topic retention; default as above"
+        default=None,
+        gt=0,
+        description="retention of the dead-letter topic; unset: TRACE_TOPIC_RETENTION_DAYS",
     )
 
-    trace_delay_minutes: float = Field(default=5, ge=0, le=10_080, description="a week at most")
+    trace_delay_minutes: float = Field(
+        default=5,
+        ge=0,
+        le=10_080,
+        description="no trade is posted before closed_at + this (fractions allowed; a week "
+        "at most)",
+    )
     trace_max_clock_skew: Duration = Field(
         default=timedelta(minutes=5),
         description="how far in the future a closed_at or opened_at may be",
@@ -135,16 +170,26 @@ class Settings(BaseSettings):
         "beside TRACE_LOOKAHEAD_MEMORY_MIB (which binds first at the default)",
     )
     trace_retry_max_attempts: int = Field(default=5, ge=0, description="retries after the first")
-    trace_retry_backoff_base: float = Field(default=5, gt=0)
+    trace_retry_backoff_base: float = Field(
+        default=5,
+        gt=0,
+        description="scales the default retry tiers by base / 5 (base 1: 1s,6s,1m,6m,12m)",
+    )
     # NoDecode again: pydantic-settings looks for it outside the `| None` only.
-    trace_retry_schedule: Annotated[Schedule | None, NoDecode] = None
+    trace_retry_schedule: Annotated[Schedule | None, NoDecode] = Field(
+        default=None,
+        description="the retry tiers, comma-separated durations; unset: 5s,30s,5m,30m,1h "
+        "scaled by TRACE_RETRY_BACKOFF_BASE",
+    )
     trace_retry_jitter: float = Field(
         default=0.15,
         ge=0,
         le=1,
         description="a share of each retry tier added at random to a retry's wait (0 to 1)",
     )
-    trace_enabled_adapters: Names = ("webhook",)
+    trace_enabled_adapters: Names = Field(
+        default=("webhook",), description="the adapters this service runs, comma-separated"
+    )
     # Keyed by adapter name, in the core's settings rather than each adapter's own
     # model: the deliverer applies the limit, so it works the same for every adapter
     # (entry-point ones too) without each one declaring and validating it again.
@@ -154,12 +199,19 @@ class Settings(BaseSettings):
         '"burst": 40, "per_day": 100000}}; an adapter left out is not limited',
     )
 
-    trace_max_in_flight: int = Field(default=64, ge=1)
+    trace_max_in_flight: int = Field(default=64, ge=1, description="concurrent posts per adapter")
     trace_breaker_threshold: int = Field(
         default=10, ge=0, description="permanent failures in a row that pause an adapter; 0: never"
     )
-    trace_breaker_cooldown_seconds: float = Field(default=300, gt=0)
-    trace_shutdown_timeout_seconds: float = Field(default=20, gt=0)
+    trace_breaker_cooldown_seconds: float = Field(
+        default=300, gt=0, description="how long a paused adapter waits before trying again"
+    )
+    trace_shutdown_timeout_seconds: float = Field(
+        default=20,
+        gt=0,
+        description="bound on draining in-flight posts at shutdown; the process ends at "
+        "most 10 s later",
+    )
     trace_kafka_timeout_seconds: float = Field(
         default=10, gt=0, description="wall-time bound on one Kafka call or transaction"
     )
@@ -172,14 +224,26 @@ class Settings(BaseSettings):
     trace_startup_timeout_seconds: float = Field(
         default=300, gt=0, description="how long start-up waits for a broker to answer"
     )
-    trace_backlog_refresh_seconds: float = Field(default=15, gt=0)
-    alert_webhook_url: str | None = None
+    trace_backlog_refresh_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="how often queue pending and due lag are read from the broker",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="Slack-compatible endpoint the alerts are posted to"
+    )
     alert_min_interval_seconds: float = Field(
         default=300, ge=0, description="at most one alert post per adapter and reason this often"
     )
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
-    log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: str = "INFO"
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="/metrics, /healthz, /readyz; 0 disables"
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: text on a terminal, JSON lines otherwise"
+    )
+    log_level: str = Field(
+        default="INFO", description="DEBUG adds a line per trade (scheduled, posted, retried)"
+    )
 
     @field_validator("kafka_extra_config", mode="before")
     @classmethod

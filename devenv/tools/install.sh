@@ -6,6 +6,11 @@
 #   promtool             unpacked from Debian's prometheus package, without installing
 #                        (and so starting) the Prometheus server; `go install` of promtool
 #                        also works but compiles for ~6 minutes instead of ~2 seconds.
+#   prometheus           the server, unpacked from the same package (kept in the cache, so
+#                        one download serves both), for the test that runs the chart's
+#                        alert rules and dashboard queries against a real scrape
+#                        (tests/integration/test_prometheus.py). The `go install` fallback
+#                        builds a server without its web UI, which that test does not use.
 #   kubernetes-validate  from PyPI, in its own virtualenv: it ships the Kubernetes JSON
 #                        schemas, so validating manifests needs no network.
 #
@@ -19,7 +24,8 @@ set -euo pipefail
 
 HELM_VERSION=v3.22.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
-# Fallback only, for machines without apt: the Go module version of Prometheus v3.
+# Fallback only, for machines without apt: the Go module version of Prometheus v3
+# (promtool and the server).
 PROMTOOL_GO_VERSION=v0.316.0
 
 CACHE_DIR=${TRACE_STREAM_CACHE:-$HOME/.cache/trace-stream}
@@ -69,39 +75,56 @@ install_helm() {
         die "built helm reports version '$(helm_version)', expected $HELM_VERSION"
 }
 
-# A subshell, so the EXIT trap cleans the temp dir however the function ends.
-promtool_from_deb() (
+# Debian's prometheus package, downloaded once into the cache (it is never installed:
+# that would start the server); prints its path. A subshell, so the EXIT trap cleans
+# the temp dir however the function ends.
+prometheus_deb() (
+    local deb_dir=$CACHE_DIR/deb
+    local cached
+    cached=$(find "$deb_dir" -maxdepth 1 -name 'prometheus_*.deb' 2>/dev/null | sort | tail -n1)
+    if [[ -n $cached ]] && dpkg-deb --info "$cached" >/dev/null 2>&1; then
+        echo "$cached"
+        return
+    fi
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    log "promtool: downloading Debian's prometheus package to extract promtool"
+    log "prometheus: downloading Debian's prometheus package (promtool and the server)"
     # The sandbox user (_apt) cannot write into a private temp dir; download as ourselves.
     download() { (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus); }
     if ! download; then
         # No package lists yet (fresh machine), or stale ones naming a removed version.
-        log "promtool: refreshing apt's package lists (apt-get update) and retrying"
-        apt-get update -qq || die "apt-get update failed (run as root?)"
+        log "prometheus: refreshing apt's package lists (apt-get update) and retrying"
+        apt-get update -qq >&2 || die "apt-get update failed (run as root?)"
         download || die "apt-get download prometheus failed"
     fi
-    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$tmp/promtool" ||
-        die "no ./usr/bin/promtool in the prometheus package"
-    install -m 0755 "$tmp/promtool" "$BIN_DIR/promtool"
+    mkdir -p "$deb_dir"
+    rm -f "$deb_dir"/prometheus_*.deb
+    mv "$tmp"/prometheus_*.deb "$deb_dir/"
+    find "$deb_dir" -maxdepth 1 -name 'prometheus_*.deb' | sort | tail -n1
 )
 
-install_promtool() {
-    if [[ -x $BIN_DIR/promtool ]] && "$BIN_DIR/promtool" --version >/dev/null 2>&1; then
-        log "promtool: already in $BIN_DIR ($("$BIN_DIR/promtool" --version 2>&1 | head -n1))"
+# Installs ./usr/bin/<name> of the package (promtool or prometheus) into $BIN_DIR,
+# unless a working one is there; without apt, builds it with go install instead.
+install_from_prometheus_deb() {
+    local name=$1 deb
+    if [[ -x $BIN_DIR/$name ]] && "$BIN_DIR/$name" --version >/dev/null 2>&1; then
+        log "$name: already in $BIN_DIR ($("$BIN_DIR/$name" --version 2>&1 | head -n1))"
         return
     fi
     if command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
-        promtool_from_deb
+        deb=$(prometheus_deb)
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/bin/$name" >"$BIN_DIR/$name.tmp" ||
+            die "no ./usr/bin/$name in $deb"
+        chmod 0755 "$BIN_DIR/$name.tmp"
+        mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
     else
-        need go "install Go, or run on Debian/Ubuntu where promtool comes from apt"
-        log "promtool: no apt here; building $PROMTOOL_GO_VERSION with go install (~6 minutes)"
+        need go "install Go, or run on Debian/Ubuntu where $name comes from apt"
+        log "$name: no apt here; building $PROMTOOL_GO_VERSION with go install (~6 minutes)"
         GOBIN=$BIN_DIR GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-            "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_GO_VERSION"
+            "github.com/prometheus/prometheus/cmd/$name@$PROMTOOL_GO_VERSION"
     fi
-    "$BIN_DIR/promtool" --version >/dev/null 2>&1 || die "installed promtool does not run"
-    log "promtool: installed ($("$BIN_DIR/promtool" --version 2>&1 | head -n1))"
+    "$BIN_DIR/$name" --version >/dev/null 2>&1 || die "installed $name does not run"
+    log "$name: installed ($("$BIN_DIR/$name" --version 2>&1 | head -n1))"
 }
 
 install_kubernetes_validate() {
@@ -128,9 +151,10 @@ install_kubernetes_validate() {
 main() {
     mkdir -p "$BIN_DIR"
     install_helm
-    install_promtool
+    install_from_prometheus_deb promtool
+    install_from_prometheus_deb prometheus
     install_kubernetes_validate
-    log "done: helm, promtool and kubernetes-validate are in $BIN_DIR"
+    log "done: helm, promtool, prometheus and kubernetes-validate are in $BIN_DIR"
 }
 
 main "$@"

@@ -37,9 +37,9 @@ from trace_stream.adapters.base import (
     TraceBatch,
     idempotency_key,
 )
-from trace_stream.core import audit, entry
-from trace_stream.core.note import Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import audit, entry
+from trace_stream.core.tlog.note import Signer
 from trace_stream.pipeline.redact import redact
 
 TOKEN = "tok-3f9a0c7e-do-not-leak"

@@ -35,10 +35,10 @@ from trace_stream.adapters.base import (
 )
 from trace_stream.adapters.ledger_store import LocalLogStore
 from trace_stream.cli import main
-from trace_stream.core import audit
 from trace_stream.core.errors import ConfigError
-from trace_stream.core.note import Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.note import Signer
 
 from .harness import make_trace, wait_until
 

@@ -166,6 +166,9 @@ def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
         "TraceDueLagHigh",
         "TraceBufferFull",
         "TraceAdapterPaused",
+        "TraceAdapterStopped",
+        "TraceTrackerPaused",
+        "TraceInputStalled",
         "TraceSignalSettingsInvalid",
     }
     assert expected | {"TraceStreamDown"} <= alerts
@@ -174,6 +177,29 @@ def test_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(rule["spec"]))
     result = run(tool("promtool"), "check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_links_its_runbook_page() -> None:
+    base = "https://runbooks.example.com/trace-stream/"
+    objects = render("default-values.yaml", "prometheusRule.enabled=true")
+    custom = render(
+        "default-values.yaml",
+        "prometheusRule.enabled=true",
+        f"prometheusRule.runbookBaseUrl={base}",
+    )
+    for rules, url in (
+        (objects, "https://trace-stream.github.io/trace-stream/runbooks/"),
+        (custom, base),
+    ):
+        rule = one(rules, "PrometheusRule")
+        alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+        assert len(alerts) == 10
+        for alert in alerts:
+            name = alert["alert"]
+            # MkDocs renders docs/runbooks/<AlertName>.md at runbooks/<AlertName>/.
+            assert alert["annotations"]["runbook_url"] == f"{url}{name}/"
+            page = CHART.parents[1] / "docs" / "runbooks" / f"{name}.md"
+            assert page.is_file(), f"{name} has no runbook: {page}"
 
 
 def test_service_monitor_scrapes_the_metrics_port() -> None:
@@ -217,7 +243,8 @@ def test_writable_paths_are_volumes() -> None:
     objects = render("monitoring-values.yaml")
     _, container = workload(objects)
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/tmp", one(objects, "ConfigMap")["data"]["FILE_EXPORT_DIR"]} <= mounts
+    [config] = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"] == FULLNAME]
+    assert {"/tmp", config["data"]["FILE_EXPORT_DIR"]} <= mounts
 
 
 CANARIES = {
@@ -727,10 +754,10 @@ def test_crd_validation_rejects_unknown_fields() -> None:
     assert any(e.startswith(".spec.pollingInterval:") for e in errors)
 
 
-def test_the_readme_example_renders(tmp_path: Path) -> None:
-    # The values a reader copies from the README's "Helm chart" section must install.
-    readme = (CHART.parents[1] / "README.md").read_text()
-    [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", readme, re.DOTALL)
+def test_the_manual_example_renders(tmp_path: Path) -> None:
+    # The values a reader copies from the manual's "Helm chart" section must install.
+    page = (CHART.parents[1] / "docs" / "deploy.md").read_text()
+    [example] = re.findall(r"```yaml\n# values.yaml\n(.*?)```", page, re.DOTALL)
     values = tmp_path / "values.yaml"
     values.write_text(example.replace("sha256:...", "sha256:" + "0" * 64))
     args = ["template", RELEASE, str(CHART), "--kube-version", KUBERNETES_VERSION]

@@ -25,8 +25,8 @@ from tests.support import (
     trade_event,
     wait_for,
 )
-from trace_stream.core import audit
-from trace_stream.core.note import Signer
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.note import Signer
 from trace_stream.core.topics import layout
 from trace_stream.kafka import TransactionalProducer
 from trace_stream.ops.log_reader import fetcher

@@ -185,6 +185,43 @@ def test_due_lag_rises_while_stopped_and_falls_after_resume(
     )  # commit markers only
 
 
+def test_input_lag_counts_what_stage_1_has_not_committed(
+    kafka_bootstrap, tracker: Tracker, monkeypatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_ENDPOINT", f"{tracker.url}/traces")
+    settings = make_settings(kafka_bootstrap)
+    topic = settings.trace_input_topic
+    publish(settings, *(trade_event(f"T-{i}") for i in range(3)), partition=0)
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    metrics = Metrics(__import__("prometheus_client").CollectorRegistry())
+    probe = BacklogProbe(
+        reader=Reader(settings.kafka_config()),
+        groups={},
+        topics=layout(settings),
+        metrics=metrics,
+        clock=lambda: later,
+        input_group=settings.trace_group_id,
+    )
+
+    def unread(partition: int) -> tuple[float, float]:
+        lag = metrics.input_lag.labels(topic, str(partition))._value.get()
+        age = metrics.input_age.labels(topic, str(partition))._value.get()
+        return lag, age
+
+    probe.refresh()  # stage 1 is not running: its group has committed nothing
+    lag, age = unread(0)
+    assert lag == 3 and 60 <= age < 90
+    assert unread(1) == (0, 0)
+    with running(settings):
+        wait_for(lambda: len(tracker.requests(ok=True)) == 3, what="the trades posted")
+
+        def caught_up() -> bool:
+            probe.refresh()
+            return unread(0) == (0, 0)
+
+        wait_for(caught_up, timeout=20, what="input lag and age back to 0")
+
+
 @pytest.mark.parametrize("adapter", ["webhook", "file"])
 def test_due_lag_sees_due_deliveries_waiting_behind_one_not_yet_due(
     kafka_bootstrap, tracker: Tracker, monkeypatch, tmp_path: Path, adapter: str

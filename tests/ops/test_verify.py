@@ -17,10 +17,10 @@ import pytest
 
 from tests.adapters.harness import make_trace
 from trace_stream.adapters.ledger_store import LocalLogStore
-from trace_stream.core import tiles
-from trace_stream.core.ledger import CHECKPOINT, Log
-from trace_stream.core.note import Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import tiles
+from trace_stream.core.tlog.ledger import CHECKPOINT, Log
+from trace_stream.core.tlog.note import Signer
 
 from .conftest import Cli
 

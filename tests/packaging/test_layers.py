@@ -1,4 +1,4 @@
-"""The layering the README's module table states, read from the source: a module
+"""The layering the module table in docs/concepts.md states, read from the source: a module
 imports only from its own layer or the layers below it (settings sits with core), and a
 stage never imports another stage."""
 

@@ -52,14 +52,24 @@ _S3_KNOWN = _S3_AUTH | _S3_BUSY | {"AccessDenied", "NoSuchBucket"}
 class FileExportSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    file_export_type: Literal["local", "s3"] = "local"
-    file_export_dir: Path | None = None
-    s3_bucket: str | None = None
-    s3_prefix: str = ""
-    s3_endpoint_url: AnyHttpUrl | None = None
-    file_export_batch_size: int = Field(default=500, ge=1)
-    file_export_batch_max_age_seconds: float = Field(default=60, gt=0)
-    file_export_timeout_seconds: float = Field(default=30, gt=0)
+    file_export_type: Literal["local", "s3"] = Field(
+        default="local", description="local disk, or S3 (pip install 'trace-stream[s3]')"
+    )
+    file_export_dir: Path | None = Field(
+        default=None, description="local root directory (created on the first write)"
+    )
+    s3_bucket: str | None = Field(default=None, description="S3 bucket of the export")
+    s3_prefix: str = Field(default="", description="key prefix inside the bucket")
+    s3_endpoint_url: AnyHttpUrl | None = Field(
+        default=None, description="an S3-compatible store instead of AWS"
+    )
+    file_export_batch_size: int = Field(default=500, ge=1, description="traces per file at most")
+    file_export_batch_max_age_seconds: float = Field(
+        default=60, gt=0, description="a batch is written once its oldest trace waited this long"
+    )
+    file_export_timeout_seconds: float = Field(
+        default=30, gt=0, description="deadline of one file write"
+    )
 
     @field_validator("file_export_dir")
     @classmethod

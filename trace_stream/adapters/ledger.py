@@ -3,8 +3,8 @@
 Where: LEDGER_DIR/<signal_id>/ (LEDGER_TYPE=local), or s3://LEDGER_S3_BUCKET/
 LEDGER_S3_PREFIX<signal_id>/ (LEDGER_TYPE=s3; S3_ENDPOINT_URL as for the file export).
 What: static files in the C2SP tlog-tiles layout (`checkpoint`, `tile/<L>/...`,
-`tile/entries/...`; core/tiles.py); entries are the canonical JSON of the trades as
-posted (core/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
+`tile/entries/...`; core/tlog/tiles.py); entries are the canonical JSON of the trades as
+posted (core/tlog/entry.py); the checkpoint is a C2SP signed note by the Ed25519 key in
 LEDGER_SIGNING_KEY (the signer string `trace-stream ledger keygen` prints) or in the
 file LEDGER_SIGNING_KEY_FILE (during a key rotation, several keys of one name, one per
 line: each signs every checkpoint, the first is the one the writer checks), its origin
@@ -41,11 +41,11 @@ from trace_stream.adapters.base import (
 )
 from trace_stream.adapters.ledger_s3 import S3LogStore
 from trace_stream.adapters.ledger_store import LocalLogStore
-from trace_stream.core import audit
 from trace_stream.core.errors import ConfigError
-from trace_stream.core.ledger import CHECKPOINT, Log
-from trace_stream.core.note import NoteError, Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.ledger import CHECKPOINT, Log
+from trace_stream.core.tlog.note import NoteError, Signer
 from trace_stream.settings import load
 
 _SIGNAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -54,16 +54,36 @@ _SIGNAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    ledger_type: Literal["local", "s3"] = "local"
-    ledger_dir: Path | None = None
-    ledger_s3_bucket: str | None = None
-    ledger_s3_prefix: str = ""
-    s3_endpoint_url: AnyHttpUrl | None = None
-    ledger_signing_key: SecretStr | None = None
-    ledger_signing_key_file: Path | None = None
-    ledger_batch_size: int = Field(default=256, ge=1, le=10_000)
-    ledger_batch_max_age_seconds: float = Field(default=5, gt=0)
-    ledger_timeout_seconds: float = Field(default=30, gt=0)
+    ledger_type: Literal["local", "s3"] = Field(
+        default="local", description="local disk, or S3 (pip install 'trace-stream[s3]')"
+    )
+    ledger_dir: Path | None = Field(
+        default=None, description="local root directory: one folder per signal"
+    )
+    ledger_s3_bucket: str | None = Field(default=None, description="S3 bucket of the logs")
+    ledger_s3_prefix: str = Field(
+        default="", description="one prefix per signal is made under this one"
+    )
+    s3_endpoint_url: AnyHttpUrl | None = Field(
+        default=None, description="an S3-compatible store instead of AWS"
+    )
+    ledger_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 signer key(s) from trace-stream ledger keygen, one per line "
+        "(two during a rotation, the old first)",
+    )
+    ledger_signing_key_file: Path | None = Field(
+        default=None, description="a file holding LEDGER_SIGNING_KEY's value instead"
+    )
+    ledger_batch_size: int = Field(
+        default=256, ge=1, le=10_000, description="trades per checkpoint at most"
+    )
+    ledger_batch_max_age_seconds: float = Field(
+        default=5, gt=0, description="a batch is appended once its oldest trade waited this long"
+    )
+    ledger_timeout_seconds: float = Field(
+        default=30, gt=0, description="deadline of one append; a busy log is retriable after half"
+    )
 
 
 def signers(s: LedgerSettings) -> list[Signer]:

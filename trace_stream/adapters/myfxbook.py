@@ -40,9 +40,9 @@ _AUTH_MESSAGE = re.compile(r"session|token|unauthori[sz]ed|not authori[sz]ed", r
 class MyfxbookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MYFXBOOK_", case_sensitive=False, extra="ignore")
 
-    webhook_url: AnyHttpUrl
-    webhook_token: SecretStr
-    timeout_seconds: float = Field(default=10, gt=0)
+    webhook_url: AnyHttpUrl = Field(description="the relay that takes Myfxbook-shaped bodies")
+    webhook_token: SecretStr = Field(description="sent as Authorization: Bearer <token>")
+    timeout_seconds: float = Field(default=10, gt=0, description="deadline of one post")
 
     @field_validator("webhook_token")
     @classmethod

@@ -22,13 +22,15 @@ from trace_stream.settings import load
 class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOK_", case_sensitive=False, extra="ignore")
 
-    endpoint: AnyHttpUrl
-    auth_header: str = "Authorization"
-    auth_token: SecretStr | None = None
+    endpoint: AnyHttpUrl = Field(description="the URL every trace is posted to")
+    auth_header: str = Field(default="Authorization", description="header that carries the token")
+    auth_token: SecretStr | None = Field(
+        default=None, description="sent in the auth header; unset: no auth header"
+    )
     signing_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret: whsec_<base64>, or a raw string"
     )
-    timeout_seconds: float = Field(default=10, gt=0)
+    timeout_seconds: float = Field(default=10, gt=0, description="deadline of one post")
 
     @field_validator("auth_header")
     @classmethod

@@ -23,6 +23,8 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    timestamp_ms: int | None = None
+    """The record's Kafka timestamp (create or log-append time), when it has one."""
 
     @property
     def tp(self) -> TP:

@@ -6,7 +6,7 @@ Clients are built lazily by their owners; constructing a config makes no network
 """
 
 from trace_stream.kafka.admin import Admin
-from trace_stream.kafka.common import Stuck, TransactionAborted, bounded
+from trace_stream.kafka.common import Stuck, TransactionAborted, bounded, librdkafka_version
 from trace_stream.kafka.connect import wait_for_brokers
 from trace_stream.kafka.consumer import Consumer
 from trace_stream.kafka.follower import Follower
@@ -23,5 +23,6 @@ __all__ = [
     "TransactionAborted",
     "TransactionalProducer",
     "bounded",
+    "librdkafka_version",
     "wait_for_brokers",
 ]

@@ -100,12 +100,18 @@ def placement(r: OutRecord) -> dict[str, Any]:
     return extra
 
 
+def librdkafka_version() -> str:
+    return str(confluent_kafka.libversion()[0])
+
+
 def to_message(m: confluent_kafka.Message) -> Message:
     raw = m.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     headers = [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs]
     topic, partition, offset = str(m.topic()), m.partition() or 0, m.offset() or 0
-    return Message(topic, partition, offset, m.key(), m.value(), headers)
+    kind, ms = m.timestamp()
+    at = ms if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None
+    return Message(topic, partition, offset, m.key(), m.value(), headers, at)
 
 
 def wrap(exc: KafkaException, what: str) -> KafkaError:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from trace_stream.core.errors import ConfigError
-from trace_stream.core.note import NoteError, Signer
+from trace_stream.core.tlog.note import NoteError, Signer
 from trace_stream.settings import Settings
 
 HELP = """\

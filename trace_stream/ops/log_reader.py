@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from trace_stream.core.audit import Fetch
 from trace_stream.core.errors import ConfigError, TraceStreamError
+from trace_stream.core.tlog.audit import Fetch
 
 
 def fetcher(location: str) -> Fetch:

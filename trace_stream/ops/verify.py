@@ -2,7 +2,7 @@
 
 Needs only the verifier key and read access to the log: a folder, an http(s) URL or
 `s3://bucket/prefix` (boto3's usual credentials; AWS_ENDPOINT_URL for another endpoint).
-Checks the checkpoint's signature, then either audits the whole log (core/audit.py) or,
+Checks the checkpoint's signature, then either audits the whole log (core/tlog/audit.py) or,
 with `--trade`, the inclusion proof of each trade named; with `--state`, proves that
 the new checkpoint extends the last one verified for the same origin, and records it.
 Any failure is one line naming what failed, exit 1. The summary is computed from
@@ -18,10 +18,10 @@ import math
 import os
 from pathlib import Path
 
-from trace_stream.core import audit
-from trace_stream.core.checkpoint import Checkpoint
 from trace_stream.core.errors import ConfigError, TraceStreamError
-from trace_stream.core.note import NoteError, Verifier
+from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.checkpoint import Checkpoint
+from trace_stream.core.tlog.note import NoteError, Verifier
 from trace_stream.ops.log_reader import fetcher
 from trace_stream.settings import Settings
 

@@ -3,7 +3,8 @@
     schedule          (group <id>)                : trade.closed -> delay topic | dead letter
     signals           (no group, every partition) : signal settings topic -> the consent table
     deliver.<adapter> (group <id>.deliver.<name>) : delay + retry topics -> adapter -> ...
-    backlog           (reads, never joins)        : the queues' pending and due lag -> metrics
+    backlog           (reads, never joins)        : the queues' pending and due lag, and the
+                                                    input lag -> metrics
     kafka             (metadata only)             : does a broker answer? -> readiness
 
 One deliverer per enabled adapter, each on its own thread, posts on one asyncio loop.
@@ -13,6 +14,7 @@ and one line in `_stages`.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,7 +81,11 @@ class Service:
         ):
             return
         self.stages = self._stages(layout(s))
-        self.health.watch(stage.name for stage in self.stages if stage.watched)
+        watched = [stage.name for stage in self.stages if stage.watched]
+        self.health.watch(watched)
+        for name in watched:
+            ready = functools.partial(self.health.stage_ready, name)
+            self.metrics.stage_ready.labels(name).set_function(ready)
         self.health.watch_kafka()
         self.health.started()
         for stage in self.stages:
@@ -181,6 +187,7 @@ class Service:
             interval=s.trace_backlog_refresh_seconds,
             bound=s.trace_kafka_timeout_seconds + 50,
             renew=lambda: Reader(s.kafka_config(), prefetch=PROBE_SAMPLE),
+            input_group=s.trace_group_id,
         )
 
     def _producer(self, transactional_id: str) -> TransactionalProducer:

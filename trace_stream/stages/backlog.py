@@ -6,6 +6,12 @@ For every adapter's consumer group and every delay/retry partition:
   trust_trace_due_lag_seconds{adapter}      how long the oldest overdue delivery has
                                             waited (0 when none is overdue)
 
+and for stage 1's group on the input topic (trade.closed), per partition:
+
+  trust_trace_input_lag{topic,partition}                        end - committed offset
+  trust_trace_input_oldest_unread_age_seconds{topic,partition}  age of the first record
+                                                                not committed (0: none)
+
 Delay topics always have consumer lag by design, so raw lag says little; due lag is
 the signal for alerts and autoscaling. The deliverer reports the due lag of what it
 holds in memory; this probe adds what it has not read: for a partition the deliverer
@@ -52,11 +58,13 @@ class BacklogProbe:
         interval: float = 15,
         bound: float = 60,
         renew: Callable[[], Reader] | None = None,
+        input_group: str | None = None,
     ) -> None:
         """`groups` maps each adapter name to its deliverer's consumer group, `positions`
         to a function giving its deliverer's next offset to read per partition. `run`
         refreshes every `interval` seconds, each refresh bounded by `bound` seconds; a
-        reader whose call never returned is abandoned for a new one from `renew`."""
+        reader whose call never returned is abandoned for a new one from `renew`.
+        `input_group`: stage 1's consumer group, whose input lag to report."""
         self._reader = reader
         self._interval = interval
         self._bound = bound
@@ -67,6 +75,7 @@ class BacklogProbe:
         self._queues = [topics.delay, *dict.fromkeys(topics.retries)]
         self._metrics = metrics
         self._clock = clock
+        self._input = (topics.input, input_group) if input_group else None
 
     def refresh(self) -> None:
         tps = [tp for topic in self._queues for tp in self._reader.partitions(topic)]
@@ -87,6 +96,28 @@ class BacklogProbe:
             for topic, n in pending.items():
                 self._metrics.queue_pending.labels(adapter, topic).set(n)
             self._metrics.report_due_lag(adapter, "kafka", self._due_lag(adapter, unread))
+        if self._input is not None:
+            self._input_lag(*self._input)
+
+    def _input_lag(self, topic: str, group: str) -> None:
+        """Read from the broker, not from stage 1: right while stage 1 is stuck."""
+        tps = self._reader.partitions(topic)
+        marks = self._reader.watermarks(tps)
+        committed = self._reader.committed(group, tps)
+        heads: dict[TP, tuple[int, int]] = {}
+        for tp in tps:
+            low, high = marks[tp]
+            position = max(committed.get(tp, -1), low)
+            self._metrics.input_lag.labels(*tp).set(max(0, high - position))
+            if position < high:  # a few records: the first may be a transaction marker
+                heads[tp] = (position, min(high, position + 10))
+        age = dict.fromkeys(tps, 0.0)
+        now = self._clock().timestamp()
+        for m in self._reader.read(heads, timeout=10):
+            if m.timestamp_ms is not None and age[m.tp] == 0.0:
+                age[m.tp] = max(0.0, now - m.timestamp_ms / 1000)
+        for tp, seconds in age.items():
+            self._metrics.input_age.labels(*tp).set(seconds)
 
     def _due_lag(self, adapter: str, ranges: dict[TP, tuple[int, int]]) -> float:
         now = self._clock()

@@ -60,6 +60,8 @@ class Scheduler:
         self._delay = delay
         self._clock = clock
         self._metrics = metrics
+        for outcome in DEAD_LETTER_OUTCOMES:  # at 0 from the start: see Finisher
+            metrics.dead_lettered.labels("none", outcome)
         self._health = health
         self._decode = decode
         self._limits = limits

@@ -70,6 +70,8 @@ class SignalFollower:
         self.loaded = threading.Event()
         self._factory = follower_factory
         self._metrics = metrics
+        for reason in ("no_key", "unreadable"):  # at 0 from the start, for increase()
+            metrics.signal_settings_invalid.labels(reason)
         self._health = health
         self._timeout = timeout
         self._recheck = recheck

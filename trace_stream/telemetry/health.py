@@ -97,6 +97,19 @@ class Health:
             stale = [s for s, at in self._beats.items() if now - at > self._stale_after]
         return (not stale, f"stale: {','.join(stale)}" if stale else "ok")
 
+    def stage_ready(self, stage: str) -> bool:
+        """One stage's part of `ready`: assigned, reaching Kafka, its loop coming round."""
+        now = self._clock()
+        with self._lock:
+            beat = self._beats.get(stage)
+            return (
+                self._started
+                and stage in self._joined
+                and stage not in self._cut_off
+                and beat is not None
+                and now - beat <= self._ready_within
+            )
+
     def ready(self) -> tuple[bool, str]:
         now = self._clock()
         with self._lock:

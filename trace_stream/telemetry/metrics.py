@@ -6,9 +6,21 @@ reasons); never a trade id, user data or a URL.
 
 from __future__ import annotations
 
+import platform
 import threading
+from importlib.metadata import version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from trace_stream.kafka import librdkafka_version
 
 
 class Metrics:
@@ -146,6 +158,44 @@ class Metrics:
             "Alert webhook posts that failed.",
             registry=registry,
         )
+
+        # Issue 26: what the dashboard and TraceInputStalled read, then the process itself.
+        self.in_flight = Gauge(
+            "trust_trace_in_flight",
+            "Posts to an adapter's tracker started and not yet finished.",
+            ["adapter"],
+            registry=registry,
+        )
+        self.input_lag = Gauge(
+            "trust_trace_input_lag",
+            "Records of the input topic (trade.closed) that stage 1's group has not "
+            "committed yet, per partition (end offset minus committed offset).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.input_age = Gauge(
+            "trust_trace_input_oldest_unread_age_seconds",
+            "Age (by its Kafka timestamp) of the oldest input record stage 1's group has "
+            "not committed yet, per partition; 0 when none is unread.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.stage_ready = Gauge(
+            "trust_trace_stage_ready",
+            "1 while a stage is ready as /readyz judges it: assigned, reaching Kafka, "
+            "its loop coming round.",
+            ["stage"],
+            registry=registry,
+        )
+        Gauge(
+            "trust_trace_build_info",
+            "Always 1: the versions this process runs.",
+            ["version", "librdkafka_version", "python_version"],
+            registry=registry,
+        ).labels(version("trace-stream"), librdkafka_version(), platform.python_version()).set(1)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
 
     def report_limit(self, adapter: str, waiting_for: str | None) -> None:
         """Which limit due deliveries of `adapter` wait for now, if any."""

@@ -25,9 +25,9 @@ def test_every_reason_is_described() -> None:
     assert list(REASONS) == list(get_args(Reason))
 
 
-def test_the_readme_holds_the_table_the_code_makes() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Dead-letter reasons", 1)[1].split("\n### ", 1)[0]
+def test_the_manual_holds_the_table_the_code_makes() -> None:
+    page = (ROOT / "docs" / "operations.md").read_text()
+    section = page.split("### Dead-letter reasons", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     assert rows == reasons_table()
 

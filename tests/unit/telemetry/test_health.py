@@ -92,3 +92,19 @@ def test_a_stopped_adapter_is_not_ready_and_says_which() -> None:
     h.stopped("webhook", "the tracker answered HTTP 410 Gone")
     assert h.ready() == (False, "adapter stopped: webhook (the tracker answered HTTP 410 Gone)")
     assert h.live() == (True, "ok"), "alive: a restart is for after the fix, not a cure"
+
+
+def test_stage_ready_is_each_stage_s_part_of_readiness() -> None:
+    clock = Clock()
+    h = Health(["schedule", "deliver.webhook"], ready_within=15, clock=clock)
+    assert not h.stage_ready("schedule")  # not started
+    h.started()
+    h.joined("schedule")
+    assert (h.stage_ready("schedule"), h.stage_ready("deliver.webhook")) == (True, False)
+    h.joined("deliver.webhook")
+    h.beat("deliver.webhook", reaches_kafka=False)
+    assert not h.stage_ready("deliver.webhook")
+    clock.now += 16
+    h.beat("deliver.webhook")
+    assert (h.stage_ready("schedule"), h.stage_ready("deliver.webhook")) == (False, True)
+    assert not h.stage_ready("unknown")

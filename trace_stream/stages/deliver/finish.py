@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import get_args
 
 from trace_stream import codec
 from trace_stream.codec import wire
@@ -32,9 +33,15 @@ from trace_stream.core.dead_letters import dead_letter
 from trace_stream.core.errors import InvalidEvent
 from trace_stream.core.messages import TP, Message
 from trace_stream.core.outcomes import Delivered, Gone, Outcome, Permanent, Retriable
-from trace_stream.core.reasons import Reason
+from trace_stream.core.reasons import REASONS, Reason
 from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
-from trace_stream.pipeline.consent import UNREADABLE, Decision, Post, Withdrawn
+from trace_stream.pipeline.consent import (
+    UNREADABLE,
+    Decision,
+    Post,
+    Withdrawn,
+    WithdrawnReason,
+)
 from trace_stream.pipeline.routing import Abandon, Retry, RetryPolicy, Stop, route
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.hold import Hold
@@ -83,6 +90,16 @@ class Finisher:
         self._tally = Tally(log, "posts in the last minute")  # posted, retried
         self._pushed = metrics.pushed.labels(adapter)  # once per post: looked up once
         self._lateness = metrics.lateness.labels(adapter)
+        # Every series exists from the start, at 0: increase() counts nothing for a
+        # counter whose first sample is already 1, so the first dead letter of a reason
+        # would raise no TraceDeliveryAbandoned; and a dashboard shows 0, not no data.
+        metrics.adapter_paused.labels(adapter).set(0)
+        metrics.adapter_stopped.labels(adapter).set(0)
+        for reason in (r for r, about in REASONS.items() if "deliver" in about.stage):
+            metrics.dead_lettered.labels(adapter, reason)
+            metrics.alerts.labels(adapter, reason)
+        for withdrawn in get_args(WithdrawnReason):
+            metrics.withdrawn.labels(adapter, withdrawn)
 
     def read(self, m: Message) -> TraceDelivery | None:
         """The delivery in a record read, to hold until due; None when the record ends

@@ -220,6 +220,7 @@ class Deliverer:
         self._metrics.report_due_lag(self.adapter.name, "memory", lag)
         self._metrics.buffered.labels(self.adapter.name).set(self._tracker.unfinished())
         self._metrics.buffered_bytes.labels(self.adapter.name).set(self._ahead.size)
+        self._metrics.in_flight.labels(self.adapter.name).set(len(self._posts))
         self._metrics.tracker_paused.labels(self.adapter.name).set(self._gate.paused(now))
         due = self._ahead.next_due()
         self._metrics.report_limit(

@@ -1,6 +1,6 @@
 """A signal's log as its writer holds it, and what one append publishes. Pure.
 
-`Log.load` takes a published log only after a full audit (`core.audit`), so a writer
+`Log.load` takes a published log only after a full audit (`core.tlog.audit`), so a writer
 never extends a log it cannot verify. `Log.append` adds the trades whose ids are not in
 the log yet (exactly once per trade id per log: a replayed, redriven or re-formed batch
 appends nothing twice) and returns the files the new size publishes: the entry bundles
@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from trace_stream.core import entry, merkle, tiles
-from trace_stream.core.audit import CHECKPOINT, Verified
-from trace_stream.core.checkpoint import Checkpoint
-from trace_stream.core.note import Signer
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import entry, merkle, tiles
+from trace_stream.core.tlog.audit import CHECKPOINT, Verified
+from trace_stream.core.tlog.checkpoint import Checkpoint
+from trace_stream.core.tlog.note import Signer
 
 
 @dataclass(frozen=True)

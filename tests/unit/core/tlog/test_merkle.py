@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trace_stream.core import merkle
+from trace_stream.core.tlog import merkle
 
 # Leaves and roots of the RFC 6962 test tree used by Go's transparency-dev/merkle tests
 # (testonly.LeafInputs, RootHashes): here the roots of sizes 1, 2, 3 and 8.

@@ -12,8 +12,8 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from trace_stream.core.merkle import HASH_SIZE
-from trace_stream.core.note import NoteError, Signer, Verifier, open_note, sign
+from trace_stream.core.tlog.merkle import HASH_SIZE
+from trace_stream.core.tlog.note import NoteError, Signer, Verifier, open_note, sign
 
 _SIZE = re.compile(r"0|[1-9][0-9]*")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.adapters.harness import make_trace
-from trace_stream.core import entry
+from trace_stream.core.tlog import entry
 
 
 def test_the_documented_encoding() -> None:

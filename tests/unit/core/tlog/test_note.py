@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trace_stream.core.checkpoint import Checkpoint, open_checkpoint
-from trace_stream.core.note import NoteError, Signer, Verifier, open_note, sign
+from trace_stream.core.tlog.checkpoint import Checkpoint, open_checkpoint
+from trace_stream.core.tlog.note import NoteError, Signer, Verifier, open_note, sign
 
 # golang.org/x/mod/sumdb/note's example key pair (note_test.go, ExampleSign).
 GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"

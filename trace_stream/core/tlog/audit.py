@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from trace_stream.core import entry, merkle, tiles
-from trace_stream.core.checkpoint import Checkpoint, open_checkpoint
-from trace_stream.core.note import NoteError, Verifier
 from trace_stream.core.records import Trace
+from trace_stream.core.tlog import entry, merkle, tiles
+from trace_stream.core.tlog.checkpoint import Checkpoint, open_checkpoint
+from trace_stream.core.tlog.note import NoteError, Verifier
 
 Fetch = Callable[[str], bytes | None]
 CHECKPOINT = "checkpoint"

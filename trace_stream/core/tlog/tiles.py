@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from trace_stream.core import merkle
+from trace_stream.core.tlog import merkle
 
 WIDTH = 256
 MAX_ENTRY = 0xFFFF

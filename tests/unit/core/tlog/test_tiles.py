@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trace_stream.core import merkle, tiles
+from trace_stream.core.tlog import merkle, tiles
 
 
 def test_paths_follow_the_spec() -> None:

@@ -7,7 +7,7 @@ largest power of two below n, and the empty tree's root is SHA-256 of nothing.
 `verify_inclusion` and `verify_consistency` follow RFC 9162 sections 2.1.3.2 and
 2.1.4.2 and raise `ProofError` (never return False) when a proof does not hold.
 The builders take every leaf hash (a full audit has them); the log writer does not
-need them, it keeps the tree's right edge in `core.tiles`.
+need them, it keeps the tree's right edge in `core.tlog.tiles`.
 """
 
 from __future__ import annotations
