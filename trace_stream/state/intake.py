@@ -66,10 +66,17 @@ class Intake:
         self.positions: dict[TP, int] = {}
 
     def room(self) -> int:
-        """How many records may be read now (0 once the bytes are spent)."""
-        if self._held_bytes() >= self.max_bytes:
+        """How many records may be read now: what the count allows, and no more than
+        the bytes left hold at the average so far (plus one, to reach the budget).
+        Reading past it would pause and seek back every partition read too far, which
+        drops what the client fetched ahead for them."""
+        held, unfinished = self._held_bytes(), self._unfinished()
+        if held >= self.max_bytes:
             return 0
-        return max(0, self.limit - self._unfinished())
+        room = self.limit - unfinished
+        if held and unfinished:
+            room = min(room, (self.max_bytes - held) * unfinished // held + 1)
+        return max(0, room)
 
     def full(self) -> bool:
         return self._unfinished() >= self.limit or self._held_bytes() >= self.max_bytes
