@@ -56,6 +56,7 @@ from bench.common import (
     stop_process,
     usage,
 )
+from bench.plot import plot
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, publish_trades, service_env
 from trace_stream.core import audit
@@ -216,6 +217,7 @@ def run_once(
         datetime.now(UTC),
         adapters=(p.sink,),
         progress=bar.update,
+        compression=args.input,
     )
     bar.done()
     sink_dir = Path(tempfile.mkdtemp(prefix="bench-sink-", dir=args.sink_dir))
@@ -401,7 +403,8 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"webhook {a['trades']:,} trades, file and ledger {a['file_trades']:,} trades, "
         f"{a['rounds']} round(s) interleaved {','.join(a['pipelines'])}, 6 partitions, "
-        f"LOG_LEVEL={a['log_level']}, file batch max age {a['batch_age']:g} s",
+        f"LOG_LEVEL={a['log_level']}, file batch max age {a['batch_age']:g} s, "
+        f"input {a.get('input', 'lz4')}",
         f"machine: {result['machine_before']['cpus']} CPUs, load average before "
         f"{' '.join(result['machine_before']['loadavg'])}, after "
         f"{' '.join(result['machine_after']['loadavg'])}",
@@ -458,6 +461,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=1.0,
         help="FILE_EXPORT_ and LEDGER_BATCH_MAX_AGE_SECONDS (b, d, e)",
     )
+    parser.add_argument(
+        "--input",
+        choices=("lz4", "none"),
+        default="lz4",
+        help="compression of the published 1 MB batches: lz4 (as a platform publishes, the "
+        "default) or none",
+    )
     parser.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where b, d, e write")
     parser.add_argument("--timeout", type=float, default=600, help="deadline of one run, s")
     parser.add_argument("--json", metavar="PATH", help="write the full results there")
@@ -512,6 +522,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"results written to {args.json}")
+        png = Path(args.json).with_suffix(".png")
+        try:
+            plot(result, png)
+        except ImportError:
+            print("no plot: matplotlib is missing (pip install '.[bench]')")
+        else:
+            print(f"plot written to {png}")
 
 
 if __name__ == "__main__":
