@@ -130,11 +130,12 @@ async def _post_reqwest(
         .timeout(timedelta(seconds=timeout))
         .build()
     )
+    # reqwest's timeout bounds the whole exchange, connecting to the reply's last byte,
+    # so no asyncio deadline is needed around it (one timer less per post: measured).
     try:
-        async with asyncio.timeout(timeout):
-            response = await request.send()
-            return Reply(response.status, response.headers, bytes(await response.bytes()))
-    except TimeoutError as exc:  # pyreqwest's own timeouts are TimeoutErrors too
+        response = await request.send()
+        return Reply(response.status, response.headers, bytes(await response.bytes()))
+    except TimeoutError as exc:  # pyreqwest's timeouts are TimeoutErrors
         return Retriable("timeout", type(exc).__name__)
     except (reqwest_errors.NetworkError, reqwest_errors.ClientClosedError) as exc:
         return Retriable("connection", type(exc).__name__)  # refused, reset, dropped
