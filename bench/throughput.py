@@ -69,6 +69,7 @@ class Pipeline:
     label: str
     sink: str  # "webhook", "file" or "ledger"
     command: list[str]
+    root: Path = ROOT  # the checkout whose trace_stream runs (PYTHONPATH)
 
 
 PIPELINES = {
@@ -235,7 +236,7 @@ def run_once(
         LEDGER_BATCH_MAX_AGE_SECONDS=str(args.batch_age),
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(p.root),
     )
     log = Path(tempfile.gettempdir()) / f"bench-throughput-{p.key}-{settings.trace_group_id}.log"
     bar = Progress(label, trades)
@@ -367,6 +368,13 @@ RATIOS = [  # (name, numerator, denominator, figure)
     ("d/b trades/s (overall)", "d", "b", "overall_tps"),
     ("d/b CPU per trade", "d", "b", "cpu_per_1000"),
     ("d/b CPU per trade (steady)", "d", "b", "steady_cpu_per_1000"),
+    ("c/C trades/s (steady)", "c", "C", "steady_tps"),
+    ("c/C CPU per trade", "c", "C", "cpu_per_1000"),
+    ("d/D trades/s (steady)", "d", "D", "steady_tps"),
+    ("d/D CPU per trade", "d", "D", "cpu_per_1000"),
+    ("C/a CPU per trade", "C", "a", "cpu_per_1000"),
+    ("C/a trades/s (steady)", "C", "a", "steady_tps"),
+    ("D/b trades/s (steady)", "D", "b", "steady_tps"),
     ("e/d trades/s (steady)", "e", "d", "steady_tps"),
     ("e/d trades/s (overall)", "e", "d", "overall_tps"),
     ("e/d CPU per trade", "e", "d", "cpu_per_1000"),
@@ -468,6 +476,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="compression of the published 1 MB batches: lz4 (as a platform publishes, the "
         "default) or none",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout (e.g. `git archive` of an older commit): pipelines C and D "
+        "run its service as c and d run this one's, for before/after ratios in one run",
+    )
     parser.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where b, d, e write")
     parser.add_argument("--timeout", type=float, default=600, help="deadline of one run, s")
     parser.add_argument("--json", metavar="PATH", help="write the full results there")
@@ -484,6 +498,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.trades = args.file_trades = 2_000
         args.rounds, args.warmup = 1, 200
+    if args.baseline:
+        root = Path(args.baseline).resolve()
+        for key, base in (("C", "c"), ("D", "d")):
+            p = PIPELINES[base]
+            PIPELINES[key] = Pipeline(key, f"baseline {p.sink}", p.sink, p.command, root)
     args.pipelines = [k.strip() for k in args.pipelines.split(",") if k.strip()]
     if not set(args.pipelines) <= set(PIPELINES) or not args.pipelines:
         parser.error(f"--pipelines: a comma list of {', '.join(ORDER)}")
