@@ -243,7 +243,7 @@ def run_once(
     tracker_cpu0 = (usage(tracker.pid) or _NONE).cpu_s
     machine0 = _cpu_times()
     start_wall, start = time.time(), time.monotonic()
-    proc = start_process(p.command, env, log)
+    proc = start_process(p.command, env, log, cwd=p.root)
     first_cpu: tuple[float, int] | None = None  # (CPU s, count) when output first seen
     profile = bool(args.profile) and p.command == service_command()
     spy: subprocess.Popen[bytes] | None = None
