@@ -21,14 +21,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     params = result["parameters"]
     keys = [k for k in params["pipelines"] if any(k in r for r in rounds)]
     width = 0.8 / max(1, len(rounds))
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(max(12, 2.4 * len(keys)), 4.8))
     for ax, (figure, title) in zip(axes, PANELS, strict=True):
         for i, rnd in enumerate(rounds):
             xs = [k + (i - (len(rounds) - 1) / 2) * width for k in range(len(keys))]
             ys = [(rnd.get(key) or {}).get(figure) or 0 for key in keys]
             bars = ax.bar(xs, ys, width, label=f"round {i + 1}")
             ax.bar_label(bars, fmt="%.3g", fontsize=7)
-        ax.set_xticks(range(len(keys)), [f"{k} {rounds[0][k]['label']}" for k in keys])
+        ax.set_xticks(range(len(keys)), [f"{k}\n{rounds[0][k]['label']}" for k in keys])
         ax.tick_params(axis="x", labelsize=8)
         ax.set_yscale("log")
         ax.set_title(title)

@@ -96,7 +96,7 @@ def cases() -> dict[str, Callable[[], Any]]:
     return {
         "stage 1, all of it (decode, plan, encode)": lambda: avro.encode_delivery(schedule()),
         "  fastavro: decode trade.closed": lambda: codec.decode_trade_closed(raw),
-        "  plan (validate, redact, TraceDelivery)": schedule,
+        "  plan (decode, validate, redact, TraceDelivery)": schedule,
         "  encode the delivery (model_dump + fastavro)": lambda: avro.encode_delivery(delivery),
         "    pydantic: model_dump": delivery.model_dump,
         "    msgspec: to_builtins": lambda: msgspec.to_builtins(struct, builtin_types=(datetime,)),
