@@ -56,6 +56,7 @@ from bench.common import (
     stop_process,
     usage,
 )
+from bench.plot import plot
 from devenv.broker import free_port
 from devenv.trades import fresh_settings, publish_trades, service_env
 from trace_stream.core.tlog import audit
@@ -68,6 +69,7 @@ class Pipeline:
     label: str
     sink: str  # "webhook", "file" or "ledger"
     command: list[str]
+    root: Path = ROOT  # the checkout whose trace_stream runs (PYTHONPATH)
 
 
 PIPELINES = {
@@ -216,6 +218,7 @@ def run_once(
         datetime.now(UTC),
         adapters=(p.sink,),
         progress=bar.update,
+        compression=args.input,
     )
     bar.done()
     sink_dir = Path(tempfile.mkdtemp(prefix="bench-sink-", dir=args.sink_dir))
@@ -233,14 +236,14 @@ def run_once(
         LEDGER_BATCH_MAX_AGE_SECONDS=str(args.batch_age),
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(p.root),
     )
     log = Path(tempfile.gettempdir()) / f"bench-throughput-{p.key}-{settings.trace_group_id}.log"
     bar = Progress(label, trades)
     tracker_cpu0 = (usage(tracker.pid) or _NONE).cpu_s
     machine0 = _cpu_times()
     start_wall, start = time.time(), time.monotonic()
-    proc = start_process(p.command, env, log)
+    proc = start_process(p.command, env, log, cwd=p.root)
     first_cpu: tuple[float, int] | None = None  # (CPU s, count) when output first seen
     profile = bool(args.profile) and p.command == service_command()
     spy: subprocess.Popen[bytes] | None = None
@@ -365,6 +368,13 @@ RATIOS = [  # (name, numerator, denominator, figure)
     ("d/b trades/s (overall)", "d", "b", "overall_tps"),
     ("d/b CPU per trade", "d", "b", "cpu_per_1000"),
     ("d/b CPU per trade (steady)", "d", "b", "steady_cpu_per_1000"),
+    ("c/C trades/s (steady)", "c", "C", "steady_tps"),
+    ("c/C CPU per trade", "c", "C", "cpu_per_1000"),
+    ("d/D trades/s (steady)", "d", "D", "steady_tps"),
+    ("d/D CPU per trade", "d", "D", "cpu_per_1000"),
+    ("C/a CPU per trade", "C", "a", "cpu_per_1000"),
+    ("C/a trades/s (steady)", "C", "a", "steady_tps"),
+    ("D/b trades/s (steady)", "D", "b", "steady_tps"),
     ("e/d trades/s (steady)", "e", "d", "steady_tps"),
     ("e/d trades/s (overall)", "e", "d", "overall_tps"),
     ("e/d CPU per trade", "e", "d", "cpu_per_1000"),
@@ -401,7 +411,8 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"webhook {a['trades']:,} trades, file and ledger {a['file_trades']:,} trades, "
         f"{a['rounds']} round(s) interleaved {','.join(a['pipelines'])}, 6 partitions, "
-        f"LOG_LEVEL={a['log_level']}, file batch max age {a['batch_age']:g} s",
+        f"LOG_LEVEL={a['log_level']}, file batch max age {a['batch_age']:g} s, "
+        f"input {a.get('input', 'lz4')}",
         f"machine: {result['machine_before']['cpus']} CPUs, load average before "
         f"{' '.join(result['machine_before']['loadavg'])}, after "
         f"{' '.join(result['machine_after']['loadavg'])}",
@@ -458,6 +469,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=1.0,
         help="FILE_EXPORT_ and LEDGER_BATCH_MAX_AGE_SECONDS (b, d, e)",
     )
+    parser.add_argument(
+        "--input",
+        choices=("lz4", "none"),
+        default="lz4",
+        help="compression of the published 1 MB batches: lz4 (as a platform publishes, the "
+        "default) or none",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout (e.g. `git archive` of an older commit): pipelines C and D "
+        "run its service as c and d run this one's, for before/after ratios in one run",
+    )
     parser.add_argument("--sink-dir", default=tempfile.gettempdir(), help="where b, d, e write")
     parser.add_argument("--timeout", type=float, default=600, help="deadline of one run, s")
     parser.add_argument("--json", metavar="PATH", help="write the full results there")
@@ -474,6 +498,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.trades = args.file_trades = 2_000
         args.rounds, args.warmup = 1, 200
+    if args.baseline:
+        root = Path(args.baseline).resolve()
+        for key, base in (("C", "c"), ("D", "d")):
+            p = PIPELINES[base]
+            PIPELINES[key] = Pipeline(key, f"baseline {p.sink}", p.sink, p.command, root)
     args.pipelines = [k.strip() for k in args.pipelines.split(",") if k.strip()]
     if not set(args.pipelines) <= set(PIPELINES) or not args.pipelines:
         parser.error(f"--pipelines: a comma list of {', '.join(ORDER)}")
@@ -512,6 +541,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"results written to {args.json}")
+        png = Path(args.json).with_suffix(".png")
+        try:
+            plot(result, png)
+        except ImportError:
+            print("no plot: matplotlib is missing (pip install '.[bench]')")
+        else:
+            print(f"plot written to {png}")
 
 
 if __name__ == "__main__":

@@ -126,11 +126,14 @@ def publish_trades(
     closed_at: datetime,
     adapters: Sequence[str] = ("webhook",),
     progress: Callable[[int], None] | None = None,
+    compression: str = "lz4",
 ) -> int:
     """Publish one `trade_event` per id to the input topic, keyed by its id, with a
-    batching producer (`BULK_PRODUCER`); return how many, once all are acknowledged.
-    `progress(n)` is called every 10,000 events. Raises if any was not delivered."""
-    producer = confluent_kafka.Producer({**settings.kafka_config(), **BULK_PRODUCER})
+    batching producer (`BULK_PRODUCER`, with `compression`: lz4 as a platform would,
+    or none); return how many, once all are acknowledged. `progress(n)` is called every
+    10,000 events. Raises if any was not delivered."""
+    config = {**settings.kafka_config(), **BULK_PRODUCER, "compression.type": compression}
+    producer = confluent_kafka.Producer(config)
     failed: list[str] = []
 
     def delivered(err: Any, _: Any) -> None:

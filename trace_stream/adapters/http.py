@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import httpx
+from pyreqwest import exceptions as reqwest_errors
+from pyreqwest.client import Client
 
 from trace_stream.adapters.base import Delivered, Gone, Outcome, Permanent, Retriable
 from trace_stream.adapters.transport import SharedClient
@@ -24,11 +25,11 @@ from trace_stream.adapters.transport import SharedClient
 
 @dataclass(frozen=True)
 class Reply:
-    """A reply read whole, from the aiohttp path: what classification and adapters
+    """A reply read whole, from the pyreqwest path: what classification and adapters
     read of an `httpx.Response`."""
 
     status_code: int
-    headers: Mapping[str, str]  # case-insensitive, as aiohttp gives them
+    headers: Mapping[str, str]  # case-insensitive, as pyreqwest gives them
     content: bytes
 
     def json(self) -> Any:
@@ -94,11 +95,11 @@ async def post_bytes(
     httpx applies `timeout` per phase (connect, write, each read), so a server that
     trickles its reply could take several times longer; the outer deadline bounds the
     whole exchange. Transport failures become Retriable, with a detail naming the
-    exception type only (httpx and aiohttp messages can contain the URL). On the
-    shared client the post goes straight to its aiohttp session (see transport.py).
+    exception type only (httpx and pyreqwest messages can contain the URL). On the
+    shared client the post goes to its pyreqwest client (see transport.py).
     """
     if isinstance(client, SharedClient):
-        return await _post_aiohttp(client.session(), url, content, headers, timeout)
+        return await _post_reqwest(client.reqwest(), url, content, headers, timeout)
     try:
         async with asyncio.timeout(timeout):
             return await client.post(
@@ -115,33 +116,30 @@ async def post_bytes(
         return Retriable("unexpected", type(exc).__name__)
 
 
-_NO_AIOHTTP_TIMERS = aiohttp.ClientTimeout()
-"""The deadline around the post bounds it all; aiohttp's own timers would be a second
-and third one per post, set and cancelled for nothing."""
-
-
-async def _post_aiohttp(
-    session: aiohttp.ClientSession,
+async def _post_reqwest(
+    client: Client,
     url: str,
     content: bytes,
     headers: dict[str, str],
     timeout: float,
 ) -> Reply | Retriable:
+    request = (
+        client.post(url)
+        .body_bytes(content)
+        .headers({"Content-Type": "application/json", **headers})
+        .timeout(timedelta(seconds=timeout))
+        .build()
+    )
+    # reqwest's timeout bounds the whole exchange, connecting to the reply's last byte,
+    # so no asyncio deadline is needed around it (one timer less per post: measured).
     try:
-        async with asyncio.timeout(timeout):
-            async with session.post(
-                url,
-                data=content,
-                headers={"Content-Type": "application/json", **headers},
-                allow_redirects=False,
-                timeout=_NO_AIOHTTP_TIMERS,
-            ) as response:
-                return Reply(response.status, response.headers, await response.read())
-    except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+        response = await request.send()
+        return Reply(response.status, response.headers, bytes(await response.bytes()))
+    except TimeoutError as exc:  # pyreqwest's timeouts are TimeoutErrors
         return Retriable("timeout", type(exc).__name__)
-    except aiohttp.ClientConnectionError as exc:  # refused, reset, dropped mid-reply
-        return Retriable("connection", type(exc).__name__)
-    except (aiohttp.ClientError, ValueError) as exc:  # e.g. a malformed or bad-gzip reply
+    except (reqwest_errors.NetworkError, reqwest_errors.ClientClosedError) as exc:
+        return Retriable("connection", type(exc).__name__)  # refused, reset, dropped
+    except reqwest_errors.PyreqwestError as exc:  # e.g. a malformed or bad-gzip reply
         return Retriable("unexpected", type(exc).__name__)
 
 

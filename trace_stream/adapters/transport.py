@@ -9,20 +9,27 @@ Differences from httpx's own transport that callers may notice:
 - `max_keepalive_connections` is not enforced (aiohttp keeps what the pool holds);
 - the write timeout is not enforced; adapters bound each post with an overall deadline.
 
-The posts of the hot path (one per trade) skip httpx and go straight to the same
-aiohttp session (`SharedClient.session`, used by `http.post_bytes`): measured with
+The posts of the hot path (one per trade) skip httpx: measured with
 bench/throughput.py, httpx's own request and response layer, cookie handling and
-URL merging among it, cost about a third of the service's CPU. Low-volume calls
-(alerts, `check-config`) keep httpx's API. Neither side keeps cookies.
+URL merging among it, cost about a third of the service's CPU. They go to a
+pyreqwest client (`SharedClient.reqwest`, used by `http.post_bytes`): Rust's reqwest
+on its own runtime threads, so the request and response work runs outside the GIL.
+Measured with bench/http_transport.py (loopback, 64 in flight) it spent half the CPU
+per request of a bare aiohttp session, and bench/throughput.py's webhook pipeline
+confirmed it (docs/hot-path.md). Low-volume calls (alerts, `check-config`) keep
+httpx's API over aiohttp. Neither side keeps cookies, follows redirects or reads
+proxies from the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from pyreqwest.client import Client, ClientBuilder
 
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -44,12 +51,6 @@ class _Transport(AiohttpTransport):
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
-    def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session, opened on first use (on the loop that uses it)."""
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        return self.client
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return await super().handle_async_request(request)
@@ -61,21 +62,45 @@ class _Transport(AiohttpTransport):
             raise httpx.ConnectError(type(cause).__name__, request=request) from cause
 
 
+def _reqwest() -> Client:
+    """The hot path's client, bounded as the httpx side is: the same pool size, idle
+    expiry and connect timeout, no redirects, no cookie store, no proxy."""
+    builder = (
+        ClientBuilder()
+        .max_connections(LIMITS.max_connections)
+        .pool_idle_timeout(timedelta(seconds=LIMITS.keepalive_expiry or 30))
+        .connect_timeout(timedelta(seconds=TIMEOUT.connect or 5))
+        .follow_redirects(False)
+        .default_cookie_store(False)
+        .no_proxy()
+    )
+    return builder.build()
+
+
 class SharedClient(httpx.AsyncClient):
-    """httpx's API over the transport, plus the transport's aiohttp session for the
-    hot path's posts."""
+    """httpx's API over the aiohttp transport, plus a pyreqwest client for the hot
+    path's posts."""
 
     def __init__(self) -> None:
-        self._aiohttp = _Transport(limits=LIMITS)
         super().__init__(
-            transport=self._aiohttp,
+            transport=_Transport(limits=LIMITS),
             timeout=TIMEOUT,
             follow_redirects=False,
             trust_env=False,
         )
+        self._reqwest: Client | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        return self._aiohttp.session()
+    def reqwest(self) -> Client:
+        """The pyreqwest client, built on first use (on the loop that uses it)."""
+        if self._reqwest is None:
+            self._reqwest = _reqwest()
+        return self._reqwest
+
+    async def aclose(self) -> None:
+        if self._reqwest is not None:
+            await self._reqwest.close()
+            self._reqwest = None
+        await super().aclose()
 
 
 def http_client() -> SharedClient:

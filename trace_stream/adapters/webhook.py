@@ -12,8 +12,8 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trace_stream.adapters import signing
-from trace_stream.adapters.base import AdapterContext, Outcome, Permanent, Retriable
-from trace_stream.adapters.http import classify, encode_json, post_bytes
+from trace_stream.adapters.base import AdapterContext, Outcome, Retriable
+from trace_stream.adapters.http import classify, post_bytes
 from trace_stream.core import http_headers
 from trace_stream.core.records import Trace
 from trace_stream.settings import load
@@ -67,9 +67,10 @@ class WebhookAdapter:
     async def deliver(self, trace: Trace, idempotency_key: str) -> Outcome:
         """Post once; never raises. Retrying is the core's job, so the key is reused."""
         s = self._settings
-        body = encode_json(trace.model_dump(mode="json"))
-        if isinstance(body, Permanent):
-            return body
+        # The JSON form of model_dump(mode="json"), compact and UTF-8 as encode_json
+        # writes it, serialized in Rust: 2.6 against 7.9 us a body (docs/hot-path.md). A
+        # Trace holds no NaN or infinity (allow_inf_nan=False), so it always has one.
+        body = trace.model_dump_json().encode()
         headers = {"Idempotency-Key": idempotency_key}
         if s.auth_token is not None:
             headers[s.auth_header] = s.auth_token.get_secret_value()
