@@ -160,7 +160,12 @@ class CrashBeforeFirstCommit(TransactionalProducer):
 
 def test_crash_between_append_and_commit_appends_nothing_twice(kafka_bootstrap, ledger, caplog):
     settings = make_settings(
-        kafka_bootstrap, trace_enabled_adapters="ledger", trace_delay_minutes=0
+        kafka_bootstrap,
+        trace_enabled_adapters="ledger",
+        trace_delay_minutes=0,
+        # A 2 s append (LEDGER_TIMEOUT_SECONDS) that times out on a loaded machine is
+        # retried; the default ladder of these tests (3 s in all) could dead-letter it.
+        trace_retry_schedule="1s,2s,4s,8s,8s",
     )
     sent = trades(60)
     publish(settings, *sent)
@@ -173,8 +178,9 @@ def test_crash_between_append_and_commit_appends_nothing_twice(kafka_bootstrap, 
     assert total(ledger) > 0, "a batch was appended before the crash"
     caplog.clear()  # the crash was logged as an error on purpose
     with running(settings):
-        wait_for(lambda: total(ledger) >= 60, timeout=60, what="all")
+        wait_for(lambda: total(ledger) >= 60, timeout=120, what="all")
     assert_each_once(ledger, sent)
+    assert read_topics(settings, layout(settings).dead_letter) == [], "a trade dead-lettered"
 
 
 def test_two_replicas_one_sigkilled_leave_each_log_whole(kafka_bootstrap, ledger, tmp_path):
