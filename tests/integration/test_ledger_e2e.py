@@ -26,6 +26,7 @@ from tests.support import (
     wait_for,
 )
 from trace_stream.core.tlog import audit
+from trace_stream.core.tlog.audit import Fetch
 from trace_stream.core.tlog.note import Signer
 from trace_stream.core.topics import layout
 from trace_stream.kafka import TransactionalProducer
@@ -40,10 +41,16 @@ class Ledger:
 
     def __init__(self, env: dict[str, str], location: str, download: Path) -> None:
         self.env, self._location, self._download = env, location, download
+        self._s3: dict[str, Fetch] = {}
 
     def fetch(self, signal: str, path: str) -> bytes | None:
         if self._location.startswith("s3://"):
-            return fetcher(f"{self._location}/{signal}")(path)
+            # One S3 client per log for the whole test: `total` polls every 50 ms, and a
+            # client built per read cost enough CPU, in the process the service runs in,
+            # to push its 2 s appends past their deadline on a loaded machine.
+            if signal not in self._s3:
+                self._s3[signal] = fetcher(f"{self._location}/{signal}")
+            return self._s3[signal](path)
         file = Path(self._location) / signal / path
         return file.read_bytes() if file.exists() else None
 
