@@ -1,4 +1,4 @@
-"""Being a good client of every tracker (issue 23), on a real broker against real HTTP
+"""Being a good client of every tracker, on a real broker against real HTTP
 trackers: jittered retries, a rate limit per adapter, a Retry-After that pauses the
 whole adapter, and a 410 Gone that stops the adapter but keeps its trades."""
 

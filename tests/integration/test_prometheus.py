@@ -26,8 +26,6 @@ names, so a misspelt metric or label fails the test.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -42,6 +40,7 @@ from confluent_kafka import admin as kafka_admin
 from devenv.broker import free_port
 from devenv.tracker import Reply, Tracker
 from tests.chart import dashboard
+from tests.chart.test_chart import tool
 from tests.faults.harness import Stream
 from tests.support import (
     Process,
@@ -59,7 +58,6 @@ from trace_stream.settings import Settings
 pytestmark = pytest.mark.kafka
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "trace-stream"
-CACHE_BIN = Path(os.environ.get("TRACE_STREAM_CACHE", Path.home() / ".cache/trace-stream")) / "bin"
 NAMESPACE = "default"  # what `helm template` renders as the release's namespace
 JOB = "ts-trace-stream"  # the fullname: the job label the chart's rules select
 # The chart's own rules, with times a test can wait for.
@@ -69,16 +67,6 @@ SHORT = (
     "prometheusRule.rules.inputStalled.thresholdSeconds=5",
     "prometheusRule.rules.inputStalled.for=2s",
 )
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name, path=f"{os.environ.get('PATH', '')}{os.pathsep}{CACHE_BIN}")
-    if path is None:
-        reason = f"{name} is not on PATH nor in {CACHE_BIN}: run devenv/tools/install.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 def chart_rules(path: Path) -> Path:

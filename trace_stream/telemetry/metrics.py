@@ -159,7 +159,7 @@ class Metrics:
             registry=registry,
         )
 
-        # Issue 26: what the dashboard and TraceInputStalled read, then the process itself.
+        # What the dashboard and TraceInputStalled read, then the process itself.
         self.in_flight = Gauge(
             "trust_trace_in_flight",
             "Posts to an adapter's tracker started and not yet finished.",
