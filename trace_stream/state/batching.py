@@ -21,6 +21,34 @@ from trace_stream.core.records import TraceDelivery
 Item = tuple[int, TraceDelivery]
 
 
+class _Open:
+    """One partition's deliveries waiting for a batch, with each one's key and how
+    many leading ones share the first's key (kept as they are added, so that forming
+    a batch never walks the list again)."""
+
+    __slots__ = ("items", "keys", "run", "since")
+
+    def __init__(self, since: float) -> None:
+        self.items: list[Item] = []
+        self.keys: list[Hashable] = []
+        self.run = 0
+        self.since = since
+
+    def add(self, item: Item, key: Hashable) -> None:
+        if self.run == len(self.items) and (not self.keys or key == self.keys[0]):
+            self.run += 1
+        self.items.append(item)
+        self.keys.append(key)
+
+    def cut(self, n: int, now: float) -> list[Item]:
+        """The first `n` items; the rest wait for the next batch, their age from `now`."""
+        batch, self.items, self.keys = self.items[:n], self.items[n:], self.keys[n:]
+        self.since = now
+        first = self.keys[0] if self.keys else None
+        self.run = next((i for i, k in enumerate(self.keys) if k != first), len(self.keys))
+        return batch
+
+
 class Batcher:
     def __init__(
         self, size: int, max_age: float, key: Callable[[TraceDelivery], Hashable] | None = None
@@ -28,51 +56,45 @@ class Batcher:
         self.size = size
         self.max_age = max_age
         self._key = key
-        self._open: dict[TP, list[Item]] = {}
-        self._since: dict[TP, float] = {}
+        self._open: dict[TP, _Open] = {}
         self._busy: set[TP] = set()
         self._settled: set[TP] = set()
 
     def add(self, tp: TP, offset: int, delivery: TraceDelivery, now: float) -> None:
-        self._open.setdefault(tp, []).append((offset, delivery))
-        self._since.setdefault(tp, now)
+        part = self._open.get(tp)
+        if part is None:
+            part = self._open[tp] = _Open(now)
+        part.add((offset, delivery), None if self._key is None else self._key(delivery))
 
     def ready(self, now: float) -> list[tuple[TP, list[Item]]]:
         """Batches to deliver now; their partitions are busy until released."""
         out = []
-        for tp, items in list(self._open.items()):
+        for tp, part in list(self._open.items()):
             if tp in self._busy:
                 continue
-            n = self._run_length(items)
-            if n == len(items) < self.size and now - self._since[tp] < self.max_age:
+            n = min(part.run, self.size)  # how many leading items may share a batch
+            if n == len(part.items) < self.size and now - part.since < self.max_age:
                 continue
-            batch, rest = items[:n], items[n:]
-            out.append((tp, batch))
+            out.append((tp, part.cut(n, now)))
             self._busy.add(tp)
-            if rest:
-                self._open[tp] = rest
-                self._since[tp] = now
-            else:
-                del self._open[tp], self._since[tp]
+            if not part.items:
+                del self._open[tp]
         return out
 
-    def _run_length(self, items: list[Item]) -> int:
-        """How many leading items may share a batch: same key, at most `size`."""
-        if self._key is None:
-            return min(len(items), self.size)
-        first = self._key(items[0][1])
-        n = 1
-        while n < min(len(items), self.size) and self._key(items[n][1]) == first:
-            n += 1
-        return n
-
-    def waiting(self) -> int:
-        """Deliveries added and not yet handed out in a batch."""
-        return sum(len(items) for items in self._open.values())
+    def waiting(self, tp: TP | None = None) -> int:
+        """Deliveries added and not yet handed out in a batch (of `tp`, or all)."""
+        if tp is not None:
+            part = self._open.get(tp)
+            return 0 if part is None else len(part.items)
+        return sum(len(part.items) for part in self._open.values())
 
     def settled(self, tp: TP) -> None:
         """The partition's batch has an outcome; it is released with the next commit."""
         self._settled.add(tp)
+
+    def has_settled(self) -> bool:
+        """Is a batch settled and waiting for its commit?"""
+        return bool(self._settled)
 
     def take_settled(self, tps: Iterable[TP] | None = None) -> set[TP]:
         """Settled partitions (among `tps`), to release once their commit went through."""
@@ -86,10 +108,10 @@ class Batcher:
 
     def oldest_due(self) -> datetime | None:
         """The earliest due time among the deliveries waiting for their batch."""
-        return min((d.due_at for items in self._open.values() for _, d in items), default=None)
+        return min((d.due_at for part in self._open.values() for _, d in part.items), default=None)
 
     def wait_seconds(self, now: float, cap: float) -> float:
-        waiting = [t for tp, t in self._since.items() if tp not in self._busy]
+        waiting = [part.since for tp, part in self._open.items() if tp not in self._busy]
         if not waiting:
             return cap
         return max(0.0, min(cap, min(waiting) + self.max_age - now))
@@ -97,7 +119,6 @@ class Batcher:
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         for tp in list(self._open if tps is None else tps):
             self._open.pop(tp, None)
-            self._since.pop(tp, None)
         gone = set(self._busy if tps is None else tps)
         self._busy -= gone
         self._settled -= gone

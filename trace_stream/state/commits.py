@@ -7,7 +7,8 @@ A caller may rely on:
 
 - at most one transaction under way: `start` does nothing while one is;
 - `due()` once `interval` seconds have passed since the last `start` (which counts
-  even when there was nothing to commit);
+  even when there was nothing to commit), or as soon as a batch adapter's batch is
+  settled: its partition's next batch waits for that commit;
 - nothing counts as committed before the broker confirmed it: only then does
   `settle` mark the offsets committed on the consumer, release the batch adapter's
   partitions and run the effects (alerts), in that order;
@@ -96,6 +97,10 @@ class Commits:
         return c is not None and self._monotonic() - c.started > STALLED
 
     def due(self) -> bool:
+        """Every `interval`; at once when a batch waits for its commit (its partition's
+        next batch waits for that)."""
+        if self._batcher is not None and self._batcher.has_settled():
+            return True
         return self._monotonic() - self._last >= self._interval
 
     def start(self, tps: list[TP] | None = None) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -140,12 +140,16 @@ class InOrder:
         self._count += 1
         self.size += cost(raw)
 
-    def pop_due(self, now: datetime, limit: int) -> list[Entry]:
+    def pop_due(
+        self, now: datetime, limit: int, room: Callable[[TP], int] | None = None
+    ) -> list[Entry]:
+        """As `Lookahead.pop_due`; with `room`, at most `room(tp)` from each partition."""
         out: list[Entry] = []
         at = micros(now)
         for tp, queue in list(self._parts.items()):
             served = len(out)
-            while queue and len(out) < limit and queue[0][1] <= at:
+            cap = limit if room is None else min(limit, served + room(tp))
+            while queue and len(out) < cap and queue[0][1] <= at:
                 offset, _, raw = queue.popleft()
                 self.size -= cost(raw)
                 out.append((tp, offset, raw))

@@ -116,6 +116,20 @@ def test_in_order_serves_the_partition_a_limit_cut_short_last() -> None:
     assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(A, 3), (B, 3)]
 
 
+def test_in_order_takes_at_most_each_partitions_room() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = InOrder()
+    for offset in range(4):
+        ahead.add(A, offset, t0, b"a")
+        ahead.add(B, offset, t0, b"b")
+    room = {A: 1, B: 3}
+    taken = ahead.pop_due(t0, limit=10, room=room.__getitem__)
+    assert [(tp, o) for tp, o, _ in taken] == [(A, 0), (B, 0), (B, 1), (B, 2)]
+    room = {A: 0, B: 5}
+    assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, 10, room.__getitem__)] == [(B, 3)]
+    assert len(ahead) == 3
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     dues=st.lists(st.integers(-100, 100), max_size=60),

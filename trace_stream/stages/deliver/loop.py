@@ -41,6 +41,12 @@ DECODED_MAX = 1_000
 which the same step releases unless the gate is closed (about 3.7 KiB each, so at most
 about 4 MiB). The others are decoded again when due: the look-ahead holds bytes."""
 
+BATCHED_MAX = 4
+"""A batch adapter's due deliveries wait decoded for their batch, at most two batches'
+worth a partition and this many batches' worth in all (4 x 500 x 3.7 KiB, about 7 MiB
+at the file adapter's default size): enough for two partitions to have their next
+batch whole while their last one is committed."""
+
 
 class Deliverer:
     def __init__(
@@ -90,7 +96,8 @@ class Deliverer:
             age, key = adapter.batch_max_age.total_seconds(), adapter.batch_key
             self._batcher = Batcher(adapter.batch_size, age, key=lambda d: key(d.trace))
         # Batch files are named after their first offset: they need offset order.
-        self._ahead: Lookahead = Timers() if self._batcher is None else InOrder()
+        self._in_order = InOrder()
+        self._ahead: Lookahead = Timers() if self._batcher is None else self._in_order
         room = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
         self._intake = Intake(
             self._consumer,
@@ -190,14 +197,20 @@ class Deliverer:
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
         batcher = self._batcher
-        # A batch adapter posts one batch per partition at a time: what is due joins one,
-        # decoded, so at most two batches' worth wait beside those in flight.
+        # A batch adapter posts one batch per partition at a time: what is due joins the
+        # partition's next one, decoded, at most two batches' worth a partition (the next
+        # is whole when the one in flight is committed) and BATCHED_MAX in all.
         if batcher is not None:
-            slots = max(0, 2 * batcher.size - batcher.waiting())
+            per_partition = 2 * batcher.size
+            slots = max(0, BATCHED_MAX * batcher.size - batcher.waiting())
+            entries = self._in_order.pop_due(
+                now, slots, room=lambda tp: per_partition - batcher.waiting(tp)
+            )
         else:
             slots = min(self._max_in_flight - len(self._posts), self._gate.allowance(now))
+            entries = self._ahead.pop_due(now, slots)
         works = []
-        for tp, offset, raw in self._ahead.pop_due(now, slots):
+        for tp, offset, raw in entries:
             delivery = self._decoded.pop((tp, offset), None) or codec.decode_delivery(raw)
             if not self._finish.allowed(tp, offset, delivery):
                 continue
