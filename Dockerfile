@@ -35,9 +35,14 @@ LABEL org.opencontainers.image.title="trace-stream" \
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin trace
 # Same base image, same path: the virtualenv works as it was built.
 COPY --from=build /opt/trace-stream /opt/trace-stream
+# MALLOC_ARENA_MAX: glibc gives each thread that allocates an arena of its own (up to
+# 8 per core), and librdkafka runs several threads per client; two arenas keep the
+# memory freed after a backlog is read from staying with the process (bench/memory.py:
+# 164 MiB after reading 1,000,000 trades, against 245 MiB without).
 ENV PATH=/opt/trace-stream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2
 USER 10001
 EXPOSE 9108
 ENTRYPOINT ["trace-stream"]

@@ -64,6 +64,11 @@ def create_topics(settings: Settings, *topics: TopicSpec) -> None:
     _admin(settings).create(list(topics))
 
 
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "2"}
+"""What the Dockerfile sets that changes how the service runs (checked against it by
+tests/packaging/test_layout.py): services started here run as in the image."""
+
+
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     """This process's environment without its own TRACE_/KAFKA_/WEBHOOK_ variables,
     plus every setting as the variable the service reads, plus `extra`."""
@@ -76,6 +81,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         env[name.upper()] = json.dumps(value) if isinstance(value, dict) else str(value)
+    env.setdefault("MALLOC_ARENA_MAX", IMAGE_ENV["MALLOC_ARENA_MAX"])  # as in the image
     env.update(extra)
     return env
 

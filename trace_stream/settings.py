@@ -38,7 +38,13 @@ from trace_stream.core.durations import (
 )
 from trace_stream.core.rate_limits import RateLimitConfig
 
-CONSUMER_READ_AHEAD_KIB = 8192
+CONSUMER_READ_AHEAD_KIB = 2048
+CONSUMER_FETCH_MAX_BYTES = 4 * 2**20
+"""What one consumer fetches and holds ahead of its stage (librdkafka's defaults: 64
+MiB queued and 50 MiB a fetch, per consumer). Each stage applies records as they
+come and 2 MiB is thousands of them; with the defaults the fetch buffers of the
+input and delay consumers took about 90 MiB of a reading service's peak RSS
+(`bench/memory.py`, 1,000,000 trades). KAFKA_EXTRA_CONFIG may set either."""
 DEFAULT_RETRY_SCHEDULE = parse_schedule("5s,30s,5m,30m,1h")
 """The retry tiers when TRACE_RETRY_SCHEDULE is unset, at TRACE_RETRY_BACKOFF_BASE=5."""
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.I)
@@ -330,10 +336,8 @@ class Settings(BaseSettings):
 
     def consumer_config(self, group_id: str, offset_reset: str) -> dict[str, Any]:
         return {
-            # librdkafka reads ahead up to 64 MiB per consumer by default; each stage
-            # applies records as they come, and 8 MiB is still thousands of them
-            # (KAFKA_EXTRA_CONFIG may set it otherwise).
             "queued.max.messages.kbytes": CONSUMER_READ_AHEAD_KIB,
+            "fetch.max.bytes": CONSUMER_FETCH_MAX_BYTES,
             **self.kafka_config(),
             "group.id": group_id,
             "auto.offset.reset": offset_reset,

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from devenv.trades import IMAGE_ENV
 from tests.support import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -31,6 +32,11 @@ def test_every_subpackage_is_listed_and_the_schemas_are_mapped() -> None:
     mapped = ROOT / setuptools["package-dir"]["trace_stream.schemas"]
     assert mapped == ROOT / "schemas"
     assert sorted(mapped.glob("*.avsc")), "no schema where the package data is taken from"
+
+
+def test_services_started_for_tests_and_benchmarks_run_with_the_images_environment() -> None:
+    for name, value in IMAGE_ENV.items():
+        assert re.search(rf"^\s+{name}={value}\b", DOCKERFILE, re.M), name
 
 
 def test_the_image_installs_the_lock_and_carries_the_project_version() -> None:

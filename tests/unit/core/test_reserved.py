@@ -31,8 +31,11 @@ def test_other_keys_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_key_the_code_sets_on_purpose_is_reserved() -> None:
     """What the settings render for every client and consumer, bar tuning that
-    KAFKA_EXTRA_CONFIG may change (the read-ahead), is reserved."""
+    KAFKA_EXTRA_CONFIG may change (the read-ahead and fetch size), is reserved."""
     s = Settings(kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u", kafka_sasl_password="p")
-    rendered = set(s.consumer_config("g", "earliest")) - {"queued.max.messages.kbytes"}
+    rendered = set(s.consumer_config("g", "earliest")) - {
+        "queued.max.messages.kbytes",
+        "fetch.max.bytes",
+    }
     assert rendered <= set(RESERVED)
     assert set(MANUAL) <= set(RESERVED)
