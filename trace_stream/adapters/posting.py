@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,9 +56,11 @@ class Poster:
         self._observe = observe
         self._timeout = timeout
         self._posts: dict[concurrent.futures.Future[Outcome], Work] = {}
-        # Set when any post finishes, cleared by `finished()`: waiting for the first of
-        # 64 posts to finish then costs one Event, not a waiter put on and taken off
-        # each of the 64 futures (concurrent.futures.wait), once per post.
+        # Each post, as it finishes, joins `_done` (deque appends are atomic), and
+        # `_some_done` is set: picking up finished posts costs what finished, not a look
+        # at all 64 in flight each step, and waiting for the first of them one Event,
+        # not a waiter put on and taken off each future (concurrent.futures.wait).
+        self._done: deque[concurrent.futures.Future[Outcome]] = deque()
         self._some_done = threading.Event()
         # Decided once: a runtime-checkable Protocol check costs ~10 us per call.
         self._batches = isinstance(adapter, BatchAdapter)
@@ -72,14 +75,21 @@ class Poster:
         for future in futures:
             future.add_done_callback(self._one_done)
 
-    def _one_done(self, _: concurrent.futures.Future[Outcome]) -> None:
+    def _one_done(self, future: concurrent.futures.Future[Outcome]) -> None:
+        self._done.append(future)
         self._some_done.set()
 
     def finished(self) -> list[tuple[Work, Outcome]]:
-        """Posts that have an outcome; they are no longer tracked here."""
+        """Posts that have an outcome; they are no longer tracked here (nor are those
+        forgotten meanwhile)."""
         self._some_done.clear()  # before looking: a post finishing from now on sets it
-        done = [f for f in self._posts if f.done()]
-        return [(self._posts.pop(f), f.result()) for f in done]
+        out = []
+        while self._done:
+            future = self._done.popleft()
+            work = self._posts.pop(future, None)
+            if work is not None:
+                out.append((work, future.result()))
+        return out
 
     def wait(self, timeout: float, tps: Iterable[TP] | None = None, first: bool = False) -> None:
         """Block up to `timeout` for all (or, with `first`, any) posts of `tps` to finish.

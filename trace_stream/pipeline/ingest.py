@@ -127,7 +127,10 @@ def _text(name: str, value: object, longest: int) -> Iterable[str]:
     else:
         if len(value) > longest:
             yield f"{name}: longer than {longest} characters"
-        if any(unicodedata.category(c) in _FORBIDDEN for c in value):
+        # Printable ASCII holds none of them (the only ones in ASCII are controls, which
+        # are not printable): the per-character look-up is for the rest.
+        printable_ascii = value.isascii() and value.isprintable()
+        if not printable_ascii and any(unicodedata.category(c) in _FORBIDDEN for c in value):
             yield f"{name}: holds a control or format character"
 
 
