@@ -142,15 +142,16 @@ class Scheduler:
                 redacted=redacted_json(d.trace.model_dump()),
             )
             return self._dead_letter(letter, coords)
-        log.debug(
-            "trade scheduled",
-            extra={
-                "trade_id": d.trace.trade_id,
-                "adapters": ",".join(d.adapters),
-                "due_at": d.due_at.isoformat(),
-                **coords,
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # its fields cost more than the check
+            log.debug(
+                "trade scheduled",
+                extra={
+                    "trade_id": d.trace.trade_id,
+                    "adapters": ",".join(d.adapters),
+                    "due_at": d.due_at.isoformat(),
+                    **coords,
+                },
+            )
         return "scheduled", [record]
 
     def _dead_letter(
