@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ import yaml
 
 from devenv.broker import CACHE
 from devenv.kube import LocalKube
+from tests.chart.test_chart import tool
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "trace-stream"
 VARIANTS = sorted(path.name for path in (CHART / "ci").glob("*-values.yaml"))
@@ -82,18 +82,6 @@ BENIGN = (
 )
 
 
-def helm_path() -> str:
-    path = shutil.which(
-        "helm", path=os.pathsep.join([os.environ.get("PATH", ""), str(CACHE / "bin")])
-    )
-    if path is None:
-        reason = f"helm is not on PATH nor in {CACHE / 'bin'}: run devenv/tools/install.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
 @pytest.fixture(scope="module")
 def kube() -> Iterator[LocalKube]:
     if not os.environ.get("CI") and not any(CACHE.glob("kube-v*/.complete")):
@@ -119,7 +107,7 @@ class Release:
         self.namespace = namespace
 
     def helm(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [helm_path(), *args, "--namespace", self.namespace]
+        command = [tool("helm"), *args, "--namespace", self.namespace]
         command += ["--kubeconfig", str(self.kube.kubeconfig)]
         return subprocess.run(
             command, capture_output=True, text=True, timeout=TIMEOUT + 60, check=False
