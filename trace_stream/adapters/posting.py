@@ -1,14 +1,16 @@
 """Posts in flight: one adapter's deliveries running on the shared asyncio loop.
 
 The Kafka loop stays synchronous: it submits Work here, never blocks on a post, and
-picks up finished ones with `finished()`. Every post ends in an Outcome: a timeout,
-or an adapter that raises by mistake, becomes a Retriable outcome, never an error
-in the loop.
+picks up finished ones with `finished()`. Every post ends in an Outcome: an adapter
+that raises by mistake becomes a Retriable outcome, never an error in the loop, and
+a post without an outcome `timeout` seconds after it was submitted is given
+Retriable("timeout") by `finished()` itself, in the caller's thread, and its task is
+cancelled. That deadline holds even when the asyncio loop is stuck, and costs no
+timer per post on the loop (the adapters bound their own calls more tightly).
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import threading
@@ -49,6 +51,7 @@ class Poster:
         runner: AsyncRunner,
         timeout: float,
         observe: Callable[[float], None] = lambda seconds: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`observe` is given each post's duration in seconds, success or not."""
         self.adapter = adapter
@@ -62,6 +65,9 @@ class Poster:
         # not a waiter put on and taken off each future (concurrent.futures.wait).
         self._done: deque[concurrent.futures.Future[Outcome]] = deque()
         self._some_done = threading.Event()
+        # (deadline, future) in the order submitted: deadlines only grow along it.
+        self._deadlines: deque[tuple[float, concurrent.futures.Future[Outcome]]] = deque()
+        self._monotonic = monotonic
         # Decided once: a runtime-checkable Protocol check costs ~10 us per call.
         self._batches = isinstance(adapter, BatchAdapter)
 
@@ -72,7 +78,9 @@ class Poster:
         """Start the posts, all with one wake-up of the asyncio loop."""
         futures = self._runner.submit_all([self._post(work) for work in works])
         self._posts.update(zip(futures, works, strict=True))
+        deadline = self._monotonic() + self._timeout
         for future in futures:
+            self._deadlines.append((deadline, future))
             future.add_done_callback(self._one_done)
 
     def _one_done(self, future: concurrent.futures.Future[Outcome]) -> None:
@@ -89,6 +97,16 @@ class Poster:
             work = self._posts.pop(future, None)
             if work is not None:
                 out.append((work, future.result()))
+        now = self._monotonic()
+        while self._deadlines:
+            deadline, future = self._deadlines[0]
+            if future in self._posts and deadline > now:
+                break  # the oldest post still running has time left, and so do the rest
+            self._deadlines.popleft()
+            work = self._posts.pop(future, None)
+            if work is not None:
+                self._runner.cancel(future)
+                out.append((work, Retriable("timeout", f"no outcome within {self._timeout}s")))
         return out
 
     def wait(self, timeout: float, tps: Iterable[TP] | None = None, first: bool = False) -> None:
@@ -117,10 +135,7 @@ class Poster:
     async def _post(self, work: Work) -> Outcome:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._deliver(work)
-        except TimeoutError:
-            return Retriable("timeout", f"no outcome within {self._timeout}s")
+            return await self._deliver(work)
         except Exception as exc:  # an adapter bug must not kill the loop
             log.exception("adapter raised", extra={"adapter": self.adapter.name})
             return Retriable("unexpected", type(exc).__name__)

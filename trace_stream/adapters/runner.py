@@ -19,6 +19,9 @@ T = TypeVar("T")
 class AsyncRunner:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        # The task behind each future of `submit_all`, until it ends (the loop's thread
+        # only): for `cancel`.
+        self._tasks: dict[concurrent.futures.Future[Any], asyncio.Task[Any]] = {}
         self._thread = threading.Thread(target=self.loop.run_forever, name="aio", daemon=True)
         self._thread.start()
 
@@ -35,11 +38,37 @@ class AsyncRunner:
         def start() -> None:
             for coro, future in zip(coros, futures, strict=True):
                 task = self.loop.create_task(coro)
-                task.add_done_callback(functools.partial(_settle, future))
+                self._tasks[future] = task
+                task.add_done_callback(functools.partial(self._settle, future))
 
         if coros:
             self.loop.call_soon_threadsafe(start)
         return futures
+
+    def cancel(self, future: concurrent.futures.Future[Any]) -> None:
+        """Cancel the task behind a future of `submit_all` (from any thread; nothing if
+        it has ended). The future is then cancelled, unless the task swallows it."""
+
+        def cancel() -> None:
+            task = self._tasks.get(future)
+            if task is not None:
+                task.cancel()
+
+        self.loop.call_soon_threadsafe(cancel)
+
+    def _settle(self, future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+        """Give a task's outcome to the future another thread waits on (as
+        `asyncio.run_coroutine_threadsafe` does)."""
+        self._tasks.pop(future, None)
+        if task.cancelled():
+            future.cancel()
+        if not future.set_running_or_notify_cancel():
+            return
+        exc = task.exception()
+        if exc is None:
+            future.set_result(task.result())
+        else:
+            future.set_exception(exc)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return self.submit(coro).result(timeout)
@@ -49,17 +78,3 @@ class AsyncRunner:
         self._thread.join(5)
         if not self.loop.is_running():
             self.loop.close()
-
-
-def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
-    """Give a task's outcome to the future another thread waits on (as
-    `asyncio.run_coroutine_threadsafe` does)."""
-    if task.cancelled():
-        future.cancel()
-    if not future.set_running_or_notify_cancel():
-        return
-    exc = task.exception()
-    if exc is None:
-        future.set_result(task.result())
-    else:
-        future.set_exception(exc)
