@@ -5,15 +5,17 @@ S3 endpoint on loopback (moto's server); the Go verifier accepts every log."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from devenv.broker import free_port
 from devenv.go_verifier import binary
 from tests.support import (
     Process,
@@ -69,13 +71,43 @@ class Ledger:
         return self._download / prefix / signal
 
 
+def _answers(port: int) -> bool:
+    """Does an HTTP server answer on the port (whatever its status)?"""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/")
+        conn.getresponse().read()
+    except OSError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """moto's S3 server in a process of its own. In this process (ThreadedMotoServer)
+    it took turns at the GIL with the service these tests run in-process: S3 calls
+    took 0.5 to 1 s each on a loaded machine, appends ran past their timeout again and
+    again, and a fresh-clone CI run timed out waiting for them."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.poll() is not None or _answers(port), 30, "moto's S3 server")
+        assert server.poll() is None, f"moto's S3 server exited {server.returncode}"
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 @pytest.fixture(params=["local", "s3"])
