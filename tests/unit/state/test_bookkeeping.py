@@ -105,12 +105,18 @@ def test_in_order_releases_a_partition_only_from_its_head() -> None:
     assert ahead.oldest_due() is None
 
 
-def test_in_order_serves_the_partition_a_limit_cut_short_last() -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+def _two_partitions_due(t0: datetime, records: int = 4) -> InOrder:
+    """A and B with `records` each, all due at `t0`, added alternately."""
     ahead = InOrder()
-    for offset in range(4):
+    for offset in range(records):
         ahead.add(A, offset, t0, b"a")
         ahead.add(B, offset, t0, b"b")
+    return ahead
+
+
+def test_in_order_serves_the_partition_a_limit_cut_short_last() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = _two_partitions_due(t0)
     assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(A, 0), (A, 1), (A, 2)]
     assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(B, 0), (B, 1), (B, 2)]
     assert [(tp, o) for tp, o, _ in ahead.pop_due(t0, limit=3)] == [(A, 3), (B, 3)]
@@ -118,10 +124,7 @@ def test_in_order_serves_the_partition_a_limit_cut_short_last() -> None:
 
 def test_in_order_takes_at_most_each_partitions_room() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ahead = InOrder()
-    for offset in range(4):
-        ahead.add(A, offset, t0, b"a")
-        ahead.add(B, offset, t0, b"b")
+    ahead = _two_partitions_due(t0)
     room = {A: 1, B: 3}
     taken = ahead.pop_due(t0, limit=10, room=room.__getitem__)
     assert [(tp, o) for tp, o, _ in taken] == [(A, 0), (B, 0), (B, 1), (B, 2)]

@@ -96,8 +96,8 @@ class Deliverer:
             age, key = adapter.batch_max_age.total_seconds(), adapter.batch_key
             self._batcher = Batcher(adapter.batch_size, age, key=lambda d: key(d.trace))
         # Batch files are named after their first offset: they need offset order.
-        self._in_order = InOrder()
-        self._ahead: Lookahead = Timers() if self._batcher is None else self._in_order
+        self._in_order = None if self._batcher is None else InOrder()
+        self._ahead: Lookahead = Timers() if self._in_order is None else self._in_order
         room = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
         self._intake = Intake(
             self._consumer,
@@ -196,14 +196,14 @@ class Deliverer:
             return  # the adapter is held back: due deliveries wait in memory and in Kafka
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
-        batcher = self._batcher
+        batcher, in_order = self._batcher, self._in_order
         # A batch adapter posts one batch per partition at a time: what is due joins the
         # partition's next one, decoded, at most two batches' worth a partition (the next
         # is whole when the one in flight is committed) and BATCHED_MAX in all.
-        if batcher is not None:
+        if batcher is not None and in_order is not None:  # set together in __init__
             per_partition = 2 * batcher.size
             slots = max(0, BATCHED_MAX * batcher.size - batcher.waiting())
-            entries = self._in_order.pop_due(
+            entries = in_order.pop_due(
                 now, slots, room=lambda tp: per_partition - batcher.waiting(tp)
             )
         else:
