@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CACHE  ?= $(or $(TRACE_STREAM_CACHE),$(HOME)/.cache/trace-stream)
 
 .PHONY: setup demo test lint docs lock unit integration kafka registry tools clean
 
@@ -33,7 +34,9 @@ demo: $(STAMP) kafka  ## local broker + tracker + sample trades + the service; C
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy trace_stream devenv bench tests
+	@# The cache outside the checkout (mypy checks each file's hash): a fresh clone's
+	@# check takes about a second instead of 20.
+	MYPY_CACHE_DIR=$(CACHE)/mypy $(VENV)/bin/mypy trace_stream devenv bench tests
 	bash devenv/lock.sh --check
 
 docs: $(STAMP)  ## build the manual (docs/, mkdocs.yml) with --strict: a broken link fails

@@ -106,13 +106,17 @@ class LocalKube:
         self._untaint_nodes()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3) -> None:
+        """Stop every process: a throwaway control plane, whose data goes with it, so
+        one still draining after `grace` seconds is killed (the API server waited
+        about 20 s for its watches to end)."""
         for proc in reversed(list(self._procs.values())):
             if proc.poll() is None:
                 proc.terminate()
+        deadline = time.monotonic() + grace
         for proc in self._procs.values():
             try:
-                proc.wait(15)
+                proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(15)
