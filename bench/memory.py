@@ -17,6 +17,7 @@ window): "flat" when the drift is at most `--flat` MiB (10) either way.
     .venv/bin/python -m bench.memory                # 1,000,000 trades, 10 minutes
     .venv/bin/python -m bench.memory --quick        # 100,000 trades, 1 minute
     .venv/bin/python -m bench.memory --json out.json
+    .venv/bin/python -m bench.memory --env MALLOC_MMAP_THRESHOLD_=131072
 
 Loopback only; the broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the tracker and
 the service are stopped when the script ends.
@@ -101,6 +102,7 @@ def run(bootstrap: str, tracker: Tracker, args: argparse.Namespace) -> dict[str,
         WEBHOOK_ENDPOINT=f"{tracker.url}/hook",
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
+        **dict(pair.split("=", 1) for pair in args.env),
     )
     log = Path(tempfile.gettempdir()) / f"bench-memory-{settings.trace_group_id}.log"
     samples: list[dict[str, float]] = []
@@ -198,6 +200,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deliveries", type=int, default=1_000_000, help="trades to publish")
     parser.add_argument("--minutes", type=float, default=10, help="how long to watch")
     parser.add_argument("--every", type=float, default=5, help="sampling period, s")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for the service (repeatable), e.g. KAFKA_EXTRA_CONFIG or MALLOC_*",
+    )
     parser.add_argument("--delay-minutes", type=float, default=600, help="TRACE_DELAY_MINUTES")
     parser.add_argument(
         "--flat", type=float, default=10, help="drift over the last half still called flat, MiB"
