@@ -285,7 +285,7 @@ def test_refused_values_leave_nothing(kube: LocalKube) -> None:
     values = ["--values", str(CHART / "ci" / "default-values.yaml")]
     overrides = ["--set", "securityContext.allowPrivilegeEscalation=true"]
     installed = release.helm(
-        "install", RELEASE, str(CHART), *values, *overrides, "--wait", "--timeout", "20s"
+        "install", RELEASE, str(CHART), *values, *overrides, "--wait", "--timeout", "5s"
     )
     assert installed.returncode != 0
     wait_for("a Warning event", lambda: release.warnings() != [], timeout=30)

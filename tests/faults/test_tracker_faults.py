@@ -62,7 +62,7 @@ def test_tracker_down_for_the_whole_ladder_then_redriven(
 def test_slow_and_failing_tracker_every_trade_settles_in_flight_bounded(
     fault_broker: LocalKafka, tracker: Tracker, tmp_path: Path
 ) -> None:
-    seed, in_flight, timeout = 11, 4, 2.0
+    seed, in_flight, timeout = 11, 4, 1.5
     rng = random.Random(seed)
     lock = threading.Lock()
 
@@ -85,7 +85,7 @@ def test_slow_and_failing_tracker_every_trade_settles_in_flight_bounded(
         settings, WEBHOOK_ENDPOINT=f"{tracker.url}/traces", WEBHOOK_TIMEOUT_SECONDS=str(timeout)
     )
     service = Supervisor(env, tmp_path / "service.log")
-    stream = Stream(settings, count=300, rate=200).start()
+    stream = Stream(settings, count=200, rate=200).start()
     try:
 
         def every_trade_settled() -> bool:
