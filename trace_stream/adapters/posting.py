@@ -85,7 +85,10 @@ class Poster:
 
     def _one_done(self, future: concurrent.futures.Future[Outcome]) -> None:
         self._done.append(future)
-        self._some_done.set()
+        # Appended before the look: if the flag is still set, `finished()` has not
+        # cleared it yet and will find this post (setting an Event takes its lock).
+        if not self._some_done.is_set():
+            self._some_done.set()
 
     def finished(self) -> list[tuple[Work, Outcome]]:
         """Posts that have an outcome; they are no longer tracked here (nor are those

@@ -1,7 +1,9 @@
 """What travels on the internal topics: record builders, header names and their parsers.
 
     delivery record     key trade id, value `trace_delivery` Avro,
-                        headers trace.adapters (comma-separated), trace.attempt
+                        headers trace.adapters (comma-separated), trace.attempt,
+                        trace.due (the value's due_at, integer milliseconds since
+                        the epoch, as the value holds it)
     dead-letter record  key trade id (if any), value `dead_letter` Avro,
                         headers trace.reason, trace.adapter (if any),
                         trace.origin.{topic,partition,offset} (the trade.closed record),
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trace_stream.codec import avro
@@ -27,10 +30,16 @@ from trace_stream.pipeline import consent
 
 ADAPTERS = "trace.adapters"
 ATTEMPT = "trace.attempt"
+DUE = "trace.due"
 REASON = "trace.reason"
 ADAPTER = "trace.adapter"
 ORIGIN = "trace.origin"
 SOURCE = "trace.source"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_DUE_DIGITS = 15
+"""Milliseconds up to year 9999 have 15 digits: a longer header is not a time."""
 
 
 def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
@@ -43,6 +52,7 @@ def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
         headers=[
             (ADAPTERS, ",".join(delivery.adapters).encode()),
             (ATTEMPT, str(delivery.attempt).encode()),
+            (DUE, str((delivery.due_at - _EPOCH) // _MILLISECOND).encode()),
         ],
     )
 
@@ -54,6 +64,19 @@ def targets(m: Message) -> tuple[str, ...] | None:
     if raw is None:
         return None
     return tuple(raw.decode(errors="replace").split(","))
+
+
+def due_at(m: Message) -> datetime | None:
+    """When a delivery record is due, read from its header without decoding the value;
+    None when the header is missing or not a time (the value then decides). The
+    deliverer still holds the value to it: a value due later is never posted early."""
+    raw = m.header(DUE)
+    if raw is None or not raw.isdigit() or len(raw) > _DUE_DIGITS:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=int(raw))
+    except OverflowError:  # past year 9999
+        return None
 
 
 def dead_letter_record(topic: str, letter: DeadLetter, source: Origin) -> OutRecord:

@@ -36,7 +36,8 @@ class About:
 REASONS: dict[Reason, About] = {
     "undecodable": About(
         "schedule, deliver",
-        "a trade.closed record (or a delivery record) that is not the expected Avro",
+        "a trade.closed record (or a delivery record) that is not the expected Avro, "
+        "or a delivery record due later than its trace.due header says",
         False,
         "fix the producer and publish the event again",
     ),

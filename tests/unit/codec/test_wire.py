@@ -3,7 +3,7 @@ was written, value and headers, through the same module."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,6 +50,22 @@ def test_a_delivery_record_round_trips() -> None:
     assert codec.decode_delivery(record.value) == DELIVERY
     assert wire.targets(read(record)) == ("file", "webhook")
     assert dict(record.headers)[wire.ATTEMPT] == b"2"
+    assert wire.due_at(read(record)) == AT
+
+
+def test_the_due_header_holds_the_values_due_time_to_the_millisecond() -> None:
+    # The value holds milliseconds (Avro timestamp-millis); the header says the same.
+    late = DELIVERY.model_copy(update={"due_at": AT + timedelta(microseconds=1999)})
+    record = wire.delivery_record("trace.delay", late)
+    assert wire.due_at(read(record)) == codec.decode_delivery(record.value).due_at
+    assert wire.due_at(read(record)) == AT + timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize("raw", [b"", b"-5", b"1.5", b"soon", b"9" * 16, b"\xff"])
+def test_a_malformed_due_header_leaves_it_to_the_value(raw: bytes) -> None:
+    record = wire.delivery_record("trace.delay", DELIVERY)
+    headers = [(k, raw if k == wire.DUE else v) for k, v in record.headers]
+    assert wire.due_at(Message(record.topic, 0, 0, record.key, record.value, headers)) is None
 
 
 def test_a_record_without_the_adapters_header_leaves_it_to_the_value() -> None:

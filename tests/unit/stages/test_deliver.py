@@ -21,8 +21,8 @@ from tests.support import trade_event
 from trace_stream.adapters.base import TraceBatch, idempotency_key
 from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.codec import decode_dead_letter
-from trace_stream.codec.wire import delivery_record
-from trace_stream.core.messages import TP, Message, OutRecord
+from trace_stream.codec.wire import DUE, delivery_record
+from trace_stream.core.messages import TP, Headers, Message, OutRecord
 from trace_stream.core.outcomes import Delivered, Gone, Outcome, Permanent, Retriable
 from trace_stream.core.records import DeadLetter, Origin, Trace, TraceDelivery
 from trace_stream.core.topics import Topics
@@ -73,12 +73,21 @@ class FakeConsumer:
         self.committed: dict[TP, int] = {}
         self.rewinds = 0
 
-    def add(self, tp: TP, trade_id: str, due: datetime, signal: str = "SIG-1") -> None:
+    def add(
+        self,
+        tp: TP,
+        trade_id: str,
+        due: datetime,
+        signal: str = "SIG-1",
+        headers: Callable[[Headers], Headers] = lambda written: written,
+    ) -> None:
+        """A delivery record as the service writes it (`headers` may rewrite its headers)."""
         trace = redact(trade_event(trade_id, signal_id=signal, closed_at=due))
         origin = Origin(topic="in", partition=0, offset=0)
         delivery = TraceDelivery(trace=trace, adapters=(NAME,), due_at=due, origin=origin)
         r = delivery_record(tp[0], delivery)
-        self.logs[tp].append(Message(tp[0], tp[1], len(self.logs[tp]), r.key, r.value, r.headers))
+        offset = len(self.logs[tp])
+        self.logs[tp].append(Message(tp[0], tp[1], offset, r.key, r.value, headers(r.headers)))
 
     def subscribe(self, topics: list[str]) -> None:
         pass
@@ -296,6 +305,29 @@ def test_each_delivery_is_posted_at_its_own_due_time_whatever_the_arrival_order(
     rig.producer.confirm()
     rig.step()
     assert rig.consumer.committed == {A: 3, B: 1}
+
+
+def test_a_record_waits_for_its_value_due_time_whatever_its_header_says(
+    runner: CountingRunner,
+) -> None:
+    """The look-ahead holds a record by its `trace.due` header and decodes it once due:
+    a value due later than its header is dead-lettered, never posted; a record without
+    the headers (written before them) is held by its value's due time."""
+    rig = Rig(runner)
+    epoch = [(DUE, b"0")]  # due in 1970, says the header
+    rig.consumer.add(A, "T-lied", T0 + timedelta(seconds=60), headers=lambda h: h[:-1] + epoch)
+    rig.consumer.add(B, "T-old", T0 + timedelta(seconds=5), headers=lambda h: [])
+    rig.clock.mono += 0.25  # past the commit interval
+    rig.until(lambda: rig.producer.transactions, "the dead letter's transaction")
+    (record,) = rig.producer.transactions[0].records
+    letter = decode_dead_letter(record.value)
+    assert (letter.reason, letter.detail) == ("undecodable", f"due later than its {DUE} header")
+    rig.clock.now = T0 + timedelta(seconds=5, microseconds=-1)
+    rig.step(3)
+    assert runner.started == 0, f"posted before its due time: {rig.posted()}"
+    rig.clock.now += timedelta(microseconds=1)
+    rig.until(lambda: rig.pushed() == 1, "the record without headers, once due")
+    assert rig.posted() == ["T-old"]
 
 
 def test_a_full_buffer_pauses_the_partition_and_resumes_it_at_a_tenth_free(

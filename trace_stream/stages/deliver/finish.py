@@ -4,7 +4,8 @@ Every record read is finished in the offset tracker with the records its
 transaction produces and the effects to run once that transaction is through:
 
     read, for another adapter           -> nothing (skipped)
-    read, unusable or due too far ahead -> a dead letter; counted once committed
+    read, due too far ahead             -> a dead letter; counted once committed
+    due, unusable or not due after all  -> a dead letter; counted once committed
     posted                              -> no record; counted as pushed, lateness observed
     failed, retries left                -> a delivery record on the tier's retry topic
     failed for good                     -> a dead letter; counted and alerted once committed
@@ -16,6 +17,8 @@ Every post's outcome feeds the circuit breaker; when one opens it, an alert says
 when. A Retry-After the tracker sends (with a 429 or 5xx) pauses the whole adapter
 until then (`state.hold`); a 410 Gone stops it until a restart: an alert, the metric
 and readiness say so. Logs and metrics hold ids and reasons, never a trace's content.
+A record is held as bytes until its due time, read from its `trace.due` header, and
+decoded once, when due; a value due later than that header said is not posted.
 A part of the deliver stage, not a stage: it runs on the deliverer's thread.
 """
 
@@ -90,10 +93,11 @@ class Finisher:
         self._tally = Tally(log, "posts in the last minute")  # posted, retried
         self._pushed = metrics.pushed.labels(adapter)  # once per post: looked up once
         self._lateness = metrics.lateness.labels(adapter)
+        self._paused = metrics.adapter_paused.labels(adapter)
         # Every series exists from the start, at 0: increase() counts nothing for a
         # counter whose first sample is already 1, so the first dead letter of a reason
         # would raise no TraceDeliveryAbandoned; and a dashboard shows 0, not no data.
-        metrics.adapter_paused.labels(adapter).set(0)
+        self._paused.set(0)
         metrics.adapter_stopped.labels(adapter).set(0)
         for reason in (r for r, about in REASONS.items() if "deliver" in about.stage):
             metrics.dead_lettered.labels(adapter, reason)
@@ -101,23 +105,46 @@ class Finisher:
         for withdrawn in get_args(WithdrawnReason):
             metrics.withdrawn.labels(adapter, withdrawn)
 
-    def read(self, m: Message) -> TraceDelivery | None:
-        """The delivery in a record read, to hold until due; None when the record ends
-        here. Not finished: the caller starts its offset."""
+    def read(self, m: Message) -> datetime | None:
+        """When a record read falls due, to hold it until then; None when the record
+        ends here. Not finished: the caller starts its offset. The value is decoded
+        only when due (`release`), unless the record's headers lack its adapters or
+        due time (one written before they existed)."""
         targets = wire.targets(m)
         if targets is not None and self._name not in targets:
             self._tracker.skip(m.tp, m.offset)
             return None
+        due_at = wire.due_at(m) if targets is not None else None
+        if due_at is None:
+            try:
+                delivery = codec.decode_delivery(m.value or b"")
+            except InvalidEvent as exc:
+                self._reject(m.tp, m.offset, exc.reason, exc.detail)
+                return None
+            if self._name not in delivery.adapters:
+                self._tracker.skip(m.tp, m.offset)
+                return None
+            due_at = delivery.due_at
+        if due_at > self._clock() + self._max_ahead:
+            detail = f"due more than {self._max_ahead} ahead"
+            self._reject(m.tp, m.offset, "due_out_of_range", detail)
+            return None
+        return due_at
+
+    def release(self, tp: TP, offset: int, raw: bytes, now: datetime) -> TraceDelivery | None:
+        """The delivery of a record held until `now`, decoded; None when it ends here
+        instead: a value that is not a delivery, not for this adapter, or due later than
+        its header said (never posted early) is finished."""
         try:
-            delivery = codec.decode_delivery(m.value or b"")
+            delivery = codec.decode_delivery(raw)
         except InvalidEvent as exc:
-            self._reject(m, exc.reason, exc.detail)
+            self._reject(tp, offset, exc.reason, exc.detail)
             return None
         if self._name not in delivery.adapters:
-            self._tracker.skip(m.tp, m.offset)
+            self._tracker.finish(tp, offset)
             return None
-        if delivery.due_at > self._clock() + self._max_ahead:
-            self._reject(m, "due_out_of_range", f"due more than {self._max_ahead} ahead")
+        if delivery.due_at > now:
+            self._reject(tp, offset, "undecodable", f"due later than its {wire.DUE} header")
             return None
         return delivery
 
@@ -168,7 +195,8 @@ class Finisher:
             self._pushed.inc()
             self._lateness.observe(max(0.0, (now - delivery.due_at).total_seconds()))
             self._tally.add("posted")
-            log.debug("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
+            if log.isEnabledFor(logging.DEBUG):  # once per post: its fields cost more
+                log.debug("trace posted", extra={**ctx, "due_at": delivery.due_at.isoformat()})
         else:
             self._metrics.failed.labels(self._name, outcome.reason).inc()
             log.warning(
@@ -205,22 +233,22 @@ class Finisher:
             self._alerter.stopped(self._name, outcome.detail)
         if isinstance(outcome, Delivered):
             self._breaker.success()
-            self._metrics.adapter_paused.labels(self._name).set(0)
+            self._paused.set(0)
         elif isinstance(outcome, Permanent) and self._breaker.permanent_failure(now):
             until = self._breaker.closed_at(now)
-            self._metrics.adapter_paused.labels(self._name).set(1)
+            self._paused.set(1)
             self._alerter.paused(self._name, until.isoformat() if until else "")
 
-    def _reject(self, m: Message, reason: Reason, detail: str) -> None:
+    def _reject(self, tp: TP, offset: int, reason: Reason, detail: str) -> None:
         """Dead-letter a record that cannot become a post."""
-        source = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
+        source = Origin(topic=tp[0], partition=tp[1], offset=offset)
         letter = dead_letter(reason, detail, origin=source, at=self._clock(), adapter=self._name)
-        where = {"topic": m.topic, "partition": m.partition, "offset": m.offset}
+        where = {"topic": tp[0], "partition": tp[1], "offset": offset}
         log.warning("delivery dead-lettered", extra={"reason": reason, "detail": detail, **where})
-        self._tracker.start(m.tp, m.offset)
+        self._tracker.start(tp, offset)  # one held is started already: no change then
         self._tracker.finish(
-            m.tp,
-            m.offset,
+            tp,
+            offset,
             [dead_letter_record(self._dlq, letter, source)],
             [lambda: self._metrics.dead_lettered.labels(self._name, reason).inc()],
         )

@@ -10,12 +10,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from trace_stream import codec
 from trace_stream.adapters.base import Adapter, BatchAdapter
 from trace_stream.adapters.posting import Poster, Work
 from trace_stream.adapters.runner import AsyncRunner
 from trace_stream.core.messages import TP, Message
-from trace_stream.core.records import TraceDelivery
 from trace_stream.core.topics import Topics
 from trace_stream.kafka import Consumer, TransactionAborted, TransactionalProducer
 from trace_stream.pipeline.consent import Decision
@@ -35,11 +33,6 @@ from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-DECODED_MAX = 1_000
-"""Deliveries kept decoded from read to release: only those already due when read,
-which the same step releases unless the gate is closed (about 3.7 KiB each, so at most
-about 4 MiB). The others are decoded again when due: the look-ahead holds bytes."""
 
 BATCHED_MAX = 4
 """A batch adapter's due deliveries wait decoded for their batch, at most two batches'
@@ -131,7 +124,6 @@ class Deliverer:
             max_ahead=max_ahead,
             rand=rand,
         )
-        self._decoded: dict[tuple[TP, int], TraceDelivery] = {}
         self._last_report = 0.0
 
     # -- the loop -------------------------------------------------------------------
@@ -157,7 +149,7 @@ class Deliverer:
         messages = self._consumer.consume(wanted, self._poll_timeout())
         now = self._clock()
         for m in messages:
-            self._accept(m, now)
+            self._accept(m)
         self._release(now)
         if self._batcher is not None and not self._commits.stalled():
             ready = self._batcher.ready(self._monotonic())
@@ -211,8 +203,8 @@ class Deliverer:
             entries = self._ahead.pop_due(now, slots)
         works = []
         for tp, offset, raw in entries:
-            delivery = self._decoded.pop((tp, offset), None) or codec.decode_delivery(raw)
-            if not self._finish.allowed(tp, offset, delivery):
+            delivery = self._finish.release(tp, offset, raw, now)
+            if delivery is None or not self._finish.allowed(tp, offset, delivery):
                 continue
             if batcher is not None:
                 batcher.add(tp, offset, delivery, self._monotonic())
@@ -222,12 +214,12 @@ class Deliverer:
             self._gate.spend(now, len(works))
             self._posts.submit(works)
 
-    def _accept(self, m: Message, now: datetime) -> None:
-        if self._intake.admit(m) and (delivery := self._finish.read(m)) is not None:
+    def _accept(self, m: Message) -> None:
+        """Hold a record read until it is due, as bytes: its due time comes from its
+        header, and its value is decoded once, when it is released."""
+        if self._intake.admit(m) and (due_at := self._finish.read(m)) is not None:
             self._tracker.start(m.tp, m.offset)
-            self._ahead.add(m.tp, m.offset, delivery.due_at, m.value or b"")
-            if delivery.due_at <= now and len(self._decoded) < DECODED_MAX:
-                self._decoded[m.tp, m.offset] = delivery  # released this step: no second decode
+            self._ahead.add(m.tp, m.offset, due_at, m.value or b"")
 
     def _report(self, now: datetime) -> None:
         """Twice a second: the due lag of what this deliverer holds, its buffer, and the
@@ -285,8 +277,6 @@ class Deliverer:
             self._batcher.forget(tps)
         self._ahead.forget(tps)
         self._intake.forget(tps)
-        wanted = None if tps is None else set(tps)
-        self._decoded = {k: d for k, d in self._decoded.items() if wanted and k[0] not in wanted}
 
     # -- rebalance callbacks (run inside consume) -----------------------------------
 
