@@ -1,17 +1,19 @@
 """Posts in flight: one adapter's deliveries running on the shared asyncio loop.
 
 The Kafka loop stays synchronous: it submits Work here, never blocks on a post, and
-picks up finished ones with `finished()`. Every post ends in an Outcome: an adapter
-that raises by mistake becomes a Retriable outcome, never an error in the loop, and
-a post without an outcome `timeout` seconds after it was submitted is given
-Retriable("timeout") by `finished()` itself, in the caller's thread, and its task is
-cancelled. That deadline holds even when the asyncio loop is stuck, and costs no
-timer per post on the loop (the adapters bound their own calls more tightly).
+picks up finished ones with `finished()`: each post puts its own outcome in a queue
+on its way out, so no cross-thread future is made per post. Every post ends in an
+Outcome: an adapter that raises by mistake becomes a Retriable outcome, never an
+error in the loop, and a post without an outcome `timeout` seconds after it was
+submitted is given Retriable("timeout") by `finished()` itself, in the caller's
+thread, and its task is cancelled. That deadline holds even when the asyncio loop is
+stuck, and costs no timer per post on the loop (the adapters bound their own calls
+more tightly).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import itertools
 import logging
 import threading
 import time
@@ -29,7 +31,7 @@ from trace_stream.adapters.base import (
     TraceBatch,
     idempotency_key,
 )
-from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.adapters.runner import AsyncRunner, Started
 from trace_stream.core.messages import TP
 from trace_stream.state.batching import Item
 
@@ -58,15 +60,16 @@ class Poster:
         self._runner = runner
         self._observe = observe
         self._timeout = timeout
-        self._posts: dict[concurrent.futures.Future[Outcome], Work] = {}
-        # Each post, as it finishes, joins `_done` (deque appends are atomic), and
-        # `_some_done` is set: picking up finished posts costs what finished, not a look
-        # at all 64 in flight each step, and waiting for the first of them one Event,
-        # not a waiter put on and taken off each future (concurrent.futures.wait).
-        self._done: deque[concurrent.futures.Future[Outcome]] = deque()
+        self._ids = itertools.count()
+        self._posts: dict[int, Work] = {}
+        self._started: dict[int, Started] = {}
+        # Each post, as it ends, puts its outcome in `_done` (deque appends are atomic),
+        # on the loop's thread, and sets `_some_done` if it is not set: picking up what
+        # finished costs what finished, and waiting for the first of them one Event.
+        self._done: deque[tuple[int, Outcome]] = deque()
         self._some_done = threading.Event()
-        # (deadline, future) in the order submitted: deadlines only grow along it.
-        self._deadlines: deque[tuple[float, concurrent.futures.Future[Outcome]]] = deque()
+        # (deadline, post) in the order submitted: deadlines only grow along it.
+        self._deadlines: deque[tuple[float, int]] = deque()
         self._monotonic = monotonic
         # Decided once: a runtime-checkable Protocol check costs ~10 us per call.
         self._batches = isinstance(adapter, BatchAdapter)
@@ -76,19 +79,17 @@ class Poster:
 
     def submit(self, works: list[Work]) -> None:
         """Start the posts, all with one wake-up of the asyncio loop."""
-        futures = self._runner.submit_all([self._post(work) for work in works])
-        self._posts.update(zip(futures, works, strict=True))
+        if not works:
+            return
+        ids = [next(self._ids) for _ in works]
+        started = self._runner.start_all(
+            [self._post(i, w) for i, w in zip(ids, works, strict=True)]
+        )
         deadline = self._monotonic() + self._timeout
-        for future in futures:
-            self._deadlines.append((deadline, future))
-            future.add_done_callback(self._one_done)
-
-    def _one_done(self, future: concurrent.futures.Future[Outcome]) -> None:
-        self._done.append(future)
-        # Appended before the look: if the flag is still set, `finished()` has not
-        # cleared it yet and will find this post (setting an Event takes its lock).
-        if not self._some_done.is_set():
-            self._some_done.set()
+        for i, work, handle in zip(ids, works, started, strict=True):
+            self._posts[i] = work
+            self._started[i] = handle
+            self._deadlines.append((deadline, i))
 
     def finished(self) -> list[tuple[Work, Outcome]]:
         """Posts that have an outcome; they are no longer tracked here (nor are those
@@ -96,33 +97,40 @@ class Poster:
         self._some_done.clear()  # before looking: a post finishing from now on sets it
         out = []
         while self._done:
-            future = self._done.popleft()
-            work = self._posts.pop(future, None)
+            i, outcome = self._done.popleft()
+            work = self._posts.pop(i, None)
             if work is not None:
-                out.append((work, future.result()))
+                del self._started[i]
+                out.append((work, outcome))
         now = self._monotonic()
         while self._deadlines:
-            deadline, future = self._deadlines[0]
-            if future in self._posts and deadline > now:
+            deadline, i = self._deadlines[0]
+            if i in self._posts and deadline > now:
                 break  # the oldest post still running has time left, and so do the rest
             self._deadlines.popleft()
-            work = self._posts.pop(future, None)
+            work = self._posts.pop(i, None)
             if work is not None:
-                self._runner.cancel(future)
+                self._started.pop(i).cancel()
                 out.append((work, Retriable("timeout", f"no outcome within {self._timeout}s")))
         return out
 
     def wait(self, timeout: float, tps: Iterable[TP] | None = None, first: bool = False) -> None:
-        """Block up to `timeout` for all (or, with `first`, any) posts of `tps` to finish.
-        With `first` and no `tps`: until any post finished since the last `finished()`."""
+        """Block up to `timeout` for all posts (of `tps`) to finish; with `first` and no
+        `tps`, until any post finished since the last `finished()`."""
         if first and tps is None:
-            self._some_done.wait(timeout)
+            if not self._done:
+                self._some_done.wait(timeout)
             return
         wanted = None if tps is None else set(tps)
-        pending = [f for f, w in self._posts.items() if wanted is None or w.tp in wanted]
-        if pending:
-            when = "FIRST_COMPLETED" if first else "ALL_COMPLETED"
-            concurrent.futures.wait(pending, timeout=timeout, return_when=when)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._some_done.clear()  # then look: a post ending from now on sets it
+            ended = {i for i, _ in list(self._done)}
+            if all(i in ended for i, w in self._posts.items() if wanted is None or w.tp in wanted):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._some_done.wait(left):
+                return
 
     def oldest_due(self) -> datetime | None:
         """The earliest due time among the posts in flight."""
@@ -131,19 +139,23 @@ class Poster:
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         """Stop tracking posts (of `tps`); their outcomes, when they come, are ignored."""
         wanted = None if tps is None else set(tps)
-        for future, work in list(self._posts.items()):
+        for i, work in list(self._posts.items()):
             if wanted is None or work.tp in wanted:
-                del self._posts[future]
+                del self._posts[i]
+                del self._started[i]
 
-    async def _post(self, work: Work) -> Outcome:
+    async def _post(self, i: int, work: Work) -> None:
         started = time.perf_counter()
         try:
-            return await self._deliver(work)
+            outcome = await self._deliver(work)
         except Exception as exc:  # an adapter bug must not kill the loop
             log.exception("adapter raised", extra={"adapter": self.adapter.name})
-            return Retriable("unexpected", type(exc).__name__)
+            outcome = Retriable("unexpected", type(exc).__name__)
         finally:
             self._observe(time.perf_counter() - started)
+        self._done.append((i, outcome))  # a cancelled post never gets here
+        if not self._some_done.is_set():  # appended first: see `finished`
+            self._some_done.set()
 
     async def _deliver(self, work: Work) -> Outcome:
         if self._batches:

@@ -1,12 +1,14 @@
-"""AsyncRunner.submit_all: every coroutine's outcome reaches its own future."""
+"""AsyncRunner.start_all: every coroutine runs as a task of its own, started together,
+and each can be cancelled from another thread."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import threading
 
 import pytest
 
+from tests.support import wait_for
 from trace_stream.adapters.runner import AsyncRunner
 
 
@@ -17,47 +19,40 @@ def runner():
     r.close()
 
 
-def test_submit_all_gives_each_future_its_coroutines_outcome(runner: AsyncRunner) -> None:
-    async def value(i: int) -> int:
-        await asyncio.sleep(0.001 * (i % 3))
-        return i
-
-    async def fail() -> int:
-        raise ValueError("boom")
-
-    futures = runner.submit_all([value(0), fail(), value(2), value(3)])
-    _, pending = concurrent.futures.wait(futures, timeout=5)
-    assert not pending
-    assert [f.result() for i, f in enumerate(futures) if i != 1] == [0, 2, 3]
-    with pytest.raises(ValueError, match="boom"):
-        futures[1].result()
-
-
-def test_submit_all_runs_them_concurrently(runner: AsyncRunner) -> None:
+def test_start_all_runs_them_concurrently(runner: AsyncRunner) -> None:
     """All started by one wake-up, none waits for another."""
     started = asyncio.Event()
     count = 0
+    done: list[int] = []
 
-    async def wait_for_all() -> None:
+    async def wait_for_all(i: int) -> None:
         nonlocal count
         count += 1
         if count == 3:
             started.set()
         await asyncio.wait_for(started.wait(), 5)
+        done.append(i)
 
-    futures = runner.submit_all([wait_for_all() for _ in range(3)])
-    for f in futures:
-        assert f.result(timeout=5) is None
-
-
-def test_a_cancelled_task_cancels_its_future(runner: AsyncRunner) -> None:
-    async def cancelled() -> None:
-        raise asyncio.CancelledError
-
-    (future,) = runner.submit_all([cancelled()])
-    with pytest.raises(concurrent.futures.CancelledError):
-        future.result(timeout=5)
+    runner.start_all([wait_for_all(i) for i in range(3)])
+    wait_for(lambda: sorted(done) == [0, 1, 2], timeout=5, what="all three to end")
 
 
-def test_nothing_to_submit(runner: AsyncRunner) -> None:
-    assert runner.submit_all([]) == []
+def test_a_started_task_is_cancelled_from_another_thread(runner: AsyncRunner) -> None:
+    running, cancelled = threading.Event(), threading.Event()
+
+    async def forever() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    (handle,) = runner.start_all([forever()])
+    wait_for(running.is_set, timeout=5, what="the task running")
+    handle.cancel()
+    wait_for(cancelled.is_set, timeout=5, what="the task cancelled")
+
+
+def test_nothing_to_start(runner: AsyncRunner) -> None:
+    assert runner.start_all([]) == []

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.support import trade_event
 from trace_stream.adapters.base import TraceBatch, idempotency_key
-from trace_stream.adapters.runner import AsyncRunner
+from trace_stream.adapters.runner import AsyncRunner, Started
 from trace_stream.codec import decode_dead_letter
 from trace_stream.codec.wire import DUE, delivery_record
 from trace_stream.core.messages import TP, Headers, Message, OutRecord
@@ -224,9 +224,9 @@ class CountingRunner(AsyncRunner):
 
     started = 0
 
-    def submit_all(self, coros: Sequence[Coroutine[Any, Any, R]]) -> list[Future[R]]:
+    def start_all(self, coros: Sequence[Coroutine[Any, Any, None]]) -> list[Started]:
         self.started += len(coros)
-        return super().submit_all(coros)
+        return super().start_all(coros)
 
 
 @pytest.fixture
