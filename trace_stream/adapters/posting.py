@@ -61,8 +61,7 @@ class Poster:
         self._observe = observe
         self._timeout = timeout
         self._ids = itertools.count()
-        self._posts: dict[int, Work] = {}
-        self._started: dict[int, Started] = {}
+        self._posts: dict[int, tuple[Work, Started]] = {}
         # Each post, as it ends, puts its outcome in `_done` (deque appends are atomic),
         # on the loop's thread, and sets `_some_done` if it is not set: picking up what
         # finished costs what finished, and waiting for the first of them one Event.
@@ -87,8 +86,7 @@ class Poster:
         )
         deadline = self._monotonic() + self._timeout
         for i, work, handle in zip(ids, works, started, strict=True):
-            self._posts[i] = work
-            self._started[i] = handle
+            self._posts[i] = (work, handle)
             self._deadlines.append((deadline, i))
 
     def finished(self) -> list[tuple[Work, Outcome]]:
@@ -98,19 +96,19 @@ class Poster:
         out = []
         while self._done:
             i, outcome = self._done.popleft()
-            work = self._posts.pop(i, None)
-            if work is not None:
-                del self._started[i]
-                out.append((work, outcome))
+            post = self._posts.pop(i, None)
+            if post is not None:
+                out.append((post[0], outcome))
         now = self._monotonic()
         while self._deadlines:
             deadline, i = self._deadlines[0]
             if i in self._posts and deadline > now:
                 break  # the oldest post still running has time left, and so do the rest
             self._deadlines.popleft()
-            work = self._posts.pop(i, None)
-            if work is not None:
-                self._started.pop(i).cancel()
+            post = self._posts.pop(i, None)
+            if post is not None:
+                work, handle = post
+                handle.cancel()
                 out.append((work, Retriable("timeout", f"no outcome within {self._timeout}s")))
         return out
 
@@ -126,7 +124,9 @@ class Poster:
         while True:
             self._some_done.clear()  # then look: a post ending from now on sets it
             ended = {i for i, _ in list(self._done)}
-            if all(i in ended for i, w in self._posts.items() if wanted is None or w.tp in wanted):
+            if all(
+                i in ended for i, (w, _) in self._posts.items() if wanted is None or w.tp in wanted
+            ):
                 return
             left = deadline - time.monotonic()
             if left <= 0 or not self._some_done.wait(left):
@@ -134,15 +134,14 @@ class Poster:
 
     def oldest_due(self) -> datetime | None:
         """The earliest due time among the posts in flight."""
-        return min((d.due_at for w in self._posts.values() for _, d in w.items), default=None)
+        return min((d.due_at for w, _ in self._posts.values() for _, d in w.items), default=None)
 
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         """Stop tracking posts (of `tps`); their outcomes, when they come, are ignored."""
         wanted = None if tps is None else set(tps)
-        for i, work in list(self._posts.items()):
+        for i, (work, _) in list(self._posts.items()):
             if wanted is None or work.tp in wanted:
                 del self._posts[i]
-                del self._started[i]
 
     async def _post(self, i: int, work: Work) -> None:
         started = time.perf_counter()
