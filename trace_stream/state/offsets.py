@@ -5,19 +5,19 @@ effects to run once they are committed. `take` hands back, per partition, the
 finished prefix: its records, the next offset to commit and its effects. A finished
 offset behind an unfinished one waits, so a crash never skips unfinished work.
 
-An offset started and not finished costs its place in an OrderedDict and nothing
-more (`_RUNNING`, shared): the deliverer starts one for every delivery it holds until
-due, 150,000 at once at 500 trades/s and a 5-minute delay. A slot with its lists is
-made when the offset finishes.
+An offset started and not finished costs 8 bytes (an `IntQueue` of the partition's
+started offsets, in the order read): the deliverer starts one for every delivery it
+holds until due, 150,000 at once at 500 trades/s and a 5-minute delay. What a
+finished offset routes is kept beside it until the offset is taken.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from trace_stream.core.messages import TP, OutRecord
+from trace_stream.state.int_queue import IntQueue
 
 Effect = Callable[[], None]
 
@@ -30,10 +30,6 @@ class _Slot:
     effects: list[Effect] = field(default_factory=list)
 
 
-_RUNNING = None
-"""The value of an offset started and not finished."""
-
-
 @dataclass
 class Batch:
     records: list[OutRecord] = field(default_factory=list)
@@ -44,16 +40,31 @@ class Batch:
         return bool(self.offsets)
 
 
+class _Partition:
+    """Started offsets not yet taken, ascending, and the finished ones among them (a
+    slot, or None when it routes nothing)."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = IntQueue()
+        self.finished: dict[int, _Slot | None] = {}
+
+
 class OffsetTracker:
     def __init__(self) -> None:
-        self._parts: dict[TP, OrderedDict[int, _Slot | None]] = {}
-        self._unfinished: dict[TP, int] = {}
+        self._parts: dict[TP, _Partition] = {}
 
     def start(self, tp: TP, offset: int) -> None:
-        slots = self._parts.setdefault(tp, OrderedDict())
-        if offset not in slots or slots[offset] is not _RUNNING:
-            self._unfinished[tp] = self._unfinished.get(tp, 0) + 1
-        slots[offset] = _RUNNING
+        """Start `offset`; one started already (finished or not) is left as it is."""
+        part = self._parts.get(tp)
+        if part is None:
+            part = self._parts[tp] = _Partition()
+        started = part.started
+        if not started or offset > started.last():
+            started.append(offset)  # the usual case: offsets are read in order
+        elif started.index_sorted(offset) < 0:
+            started.insert_sorted(offset)
 
     def finish(
         self,
@@ -62,15 +73,20 @@ class OffsetTracker:
         records: Iterable[OutRecord] = (),
         effects: Iterable[Effect] = (),
     ) -> None:
-        slots = self._parts.get(tp)
-        if slots is None or offset not in slots:
+        part = self._parts.get(tp)
+        if part is None:
             return  # the partition was revoked or rewound meanwhile
-        slot = slots[offset]
-        if slot is _RUNNING:
-            self._unfinished[tp] -= 1
-            slot = slots[offset] = _Slot()
-        slot.records.extend(records)
-        slot.effects.extend(effects)
+        if offset not in part.finished and part.started.index_sorted(offset) < 0:
+            return  # not started: revoked or rewound meanwhile
+        slot = part.finished.get(offset)
+        records, effects = list(records), list(effects)
+        if slot is not None:
+            slot.records += records
+            slot.effects += effects
+        elif records or effects:
+            part.finished[offset] = _Slot(records, effects)
+        else:
+            part.finished[offset] = None
 
     def skip(self, tp: TP, offset: int) -> None:
         """An offset that needs no work (a record for another adapter)."""
@@ -80,23 +96,29 @@ class OffsetTracker:
     def take(self, tps: Iterable[TP] | None = None) -> Batch:
         batch = Batch()
         for tp in list(self._parts if tps is None else tps):
-            slots = self._parts.get(tp)
-            while slots:
-                offset, slot = next(iter(slots.items()))
-                if slot is _RUNNING:
-                    break
-                slots.popitem(last=False)
-                batch.records.extend(slot.records)
-                batch.effects.extend(slot.effects)
+            part = self._parts.get(tp)
+            if part is None:
+                continue
+            started, finished = part.started, part.finished
+            while started and started.first() in finished:
+                offset = started.popleft()
+                slot = finished.pop(offset)
+                if slot is not None:
+                    batch.records += slot.records
+                    batch.effects += slot.effects
                 batch.offsets[tp] = offset + 1
         return batch
 
     def unfinished(self, tps: Iterable[TP] | None = None) -> int:
         """Offsets started and not finished (of `tps`); O(partitions)."""
-        wanted = self._unfinished.keys() if tps is None else tps
-        return sum(self._unfinished.get(tp, 0) for tp in wanted)
+        wanted = self._parts.keys() if tps is None else tps
+        total = 0
+        for tp in wanted:
+            part = self._parts.get(tp)
+            if part is not None:
+                total += len(part.started) - len(part.finished)
+        return total
 
     def forget(self, tps: Iterable[TP] | None = None) -> None:
         for tp in list(self._parts if tps is None else tps):
             self._parts.pop(tp, None)
-            self._unfinished.pop(tp, None)

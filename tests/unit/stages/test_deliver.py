@@ -33,7 +33,7 @@ from trace_stream.pipeline.routing import RetryPolicy
 from trace_stream.stages.deliver import Deliverer
 from trace_stream.state.breaker import Breaker
 from trace_stream.state.limits import RateLimit
-from trace_stream.state.lookahead import cost
+from trace_stream.state.lookahead import Timers
 from trace_stream.telemetry.health import Health
 from trace_stream.telemetry.metrics import Metrics
 
@@ -356,7 +356,7 @@ def test_the_memory_budget_pauses_reading_whatever_the_count_and_reports_its_byt
     the budget."""
     probe = FakeConsumer()
     probe.add(A, "T-00", T0)
-    per_record = cost(probe.logs[A][0].value or b"")
+    per_record = Timers().cost(probe.logs[A][0].value or b"")  # a webhook holds by timer
     rig = Rig(runner, max_in_flight=1, max_held_bytes=10 * per_record)
     for i in range(15):
         rig.consumer.add(A, f"T-{i:02d}", T0 + timedelta(seconds=60 - i))  # due in reverse

@@ -13,7 +13,7 @@ from trace_stream.core.messages import OutRecord
 from trace_stream.core.records import Origin, TraceDelivery
 from trace_stream.pipeline.redact import redact
 from trace_stream.state.batching import Batcher
-from trace_stream.state.lookahead import InOrder, Lookahead, Timers, cost
+from trace_stream.state.lookahead import InOrder, Lookahead, Timers
 from trace_stream.state.offsets import OffsetTracker
 
 A, B = ("t", 0), ("t", 1)
@@ -63,13 +63,13 @@ def test_timers_release_each_record_at_its_own_due_time_whatever_the_read_order(
     for offset, due_in in enumerate([60, 0, 30, -5, 0]):
         timers.add(A, offset, t0 + timedelta(seconds=due_in), b"T%d" % offset)
     assert len(timers) == 5
-    assert timers.size == sum(cost(b"T%d" % o) for o in range(5))
+    assert timers.size == sum(timers.cost(b"T%d" % o) for o in range(5))
     assert timers.oldest_due() == t0 - timedelta(seconds=5)
     assert [o for _, o, _ in timers.pop_due(t0, limit=2)] == [3, 1]  # earliest due first
     assert timers.pop_due(t0, limit=10) == [(A, 4, b"T4")]
     assert timers.pop_due(t0, limit=10) == []
     assert timers.next_due() == t0 + timedelta(seconds=30)
-    assert timers.size == cost(b"T0") + cost(b"T2")
+    assert timers.size == timers.cost(b"T0") + timers.cost(b"T2")
     assert [o for _, o, _ in timers.pop_due(t0 + timedelta(seconds=59), 10)] == [2]
     timers.forget([A])
     assert len(timers) == 0
@@ -97,7 +97,7 @@ def test_in_order_releases_a_partition_only_from_its_head() -> None:
     # The record behind the held head is overdue: the due lag must see it.
     assert ahead.oldest_due() == t0 - timedelta(seconds=20)
     assert ahead.next_due() == t0 + timedelta(seconds=10)
-    assert ahead.size == cost(b"T0") + cost(b"T1")
+    assert ahead.size == ahead.cost(b"T0") + ahead.cost(b"T1")
     later = t0 + timedelta(seconds=10)
     assert [o for _, o, _ in ahead.pop_due(later, limit=10)] == [0, 1]
     assert len(ahead) == 0
@@ -160,11 +160,11 @@ def test_lookahead_never_releases_early_and_loses_nothing(dues, checks, ordered,
                 assert got == sorted(got)
         released += [o for _, o, _ in out]
     held = set(range(len(dues))) - set(released)
-    assert ahead.size == sum(cost(b"x" * o) for o in held)
+    assert ahead.size == sum(ahead.cost(b"x" * o) for o in held)
     ahead.forget([("t", p) for p in forgotten])
     kept = {o for o in held if o % 3 not in forgotten}
     assert len(ahead) == len(kept)
-    assert ahead.size == sum(cost(b"x" * o) for o in kept)
+    assert ahead.size == sum(ahead.cost(b"x" * o) for o in kept)
     rest = ahead.pop_due(t0 + timedelta(seconds=1000), limit=len(dues) + 1)
     assert sorted(o for _, o, _ in rest) == sorted(kept)
     assert len(ahead) == 0
@@ -194,3 +194,45 @@ def test_batches_cut_at_size_age_and_key_and_wait_for_the_previous_commit() -> N
     b.release(b.take_settled())
     assert b.ready(now=5) == []  # one left, young
     assert [[o for o, _ in items] for _, items in b.ready(now=11)] == [[5]]  # age
+
+
+def test_an_offset_started_again_keeps_its_state_and_one_started_late_takes_its_place() -> None:
+    t = OffsetTracker()
+    for offset in (3, 5, 9):
+        t.start(A, offset)
+    t.finish(A, 3, [OutRecord("x", b"3")])
+    t.start(A, 3)  # as a dead letter of a held record starts it: no change
+    t.start(A, 5)
+    t.start(A, 7)  # behind the last started: in its place, not at the back
+    assert t.unfinished() == 3
+    t.finish(A, 5)
+    assert t.take().offsets == {A: 6}  # 7 is unfinished: no further
+    t.finish(A, 9)
+    assert not t.take()
+    t.finish(A, 7)
+    assert t.take().offsets == {A: 10}
+    t.finish(A, 4)  # never started: ignored
+    assert t.unfinished() == 0
+
+
+def test_timers_give_back_their_slots_and_keep_due_order_through_a_drain() -> None:
+    """Thousands held then mostly released: the slots left are renumbered, and what
+    remains still comes out by due time with its offset and bytes."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    timers = Timers()
+    n = 10_000
+    for offset in range(n):
+        due = t0 + timedelta(milliseconds=(offset * 7919) % n)  # a scrambled order
+        timers.add(A if offset % 2 else B, offset, due, b"%d" % offset)
+    released = timers.pop_due(t0 + timedelta(milliseconds=n - 101), limit=n)
+    assert len(released) == n - 100
+    assert len(timers._raw) == 100  # renumbered: no slot kept for what left (internal)
+    left = [o for o in range(n) if (o * 7919) % n >= n - 100]
+    assert timers.size == sum(timers.cost(b"%d" % o) for o in left)
+    rest = timers.pop_due(t0 + timedelta(milliseconds=n), limit=n)
+    dues = [(o * 7919) % n for _, o, _ in rest]
+    assert dues == list(range(n - 100, n))  # by due time
+    assert sorted(o for _, o, _ in rest) == left
+    assert all(raw == b"%d" % o and tp == (A if o % 2 else B) for tp, o, raw in rest)
+    assert len(timers) == 0
+    assert timers.size == 0
