@@ -102,7 +102,7 @@ def run(bootstrap: str, tracker: Tracker, args: argparse.Namespace) -> dict[str,
         WEBHOOK_ENDPOINT=f"{tracker.url}/hook",
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
-        **dict(pair.split("=", 1) for pair in args.env),
+        **args.env,
     )
     log = Path(tempfile.gettempdir()) / f"bench-memory-{settings.trace_group_id}.log"
     samples: list[dict[str, float]] = []
@@ -162,9 +162,13 @@ def run(bootstrap: str, tracker: Tracker, args: argparse.Namespace) -> dict[str,
 
 def _table(result: dict[str, Any]) -> str:
     a = result["parameters"]
+    others = dict(a["env"])
+    mib = others.pop("TRACE_LOOKAHEAD_MEMORY_MIB", None)
+    budget = "default" if mib is None else f"{mib} MiB"
+    env = "".join(f", {k}={v}" for k, v in others.items())
     lines = [
         f"{a['deliveries']:,} trades closed now, delay {a['delay_minutes']:g} min, "
-        f"look-ahead budget default, published at {result['published_per_s']:,.0f}/s, "
+        f"look-ahead budget {budget}{env}, published at {result['published_per_s']:,.0f}/s, "
         f"watched {a['minutes']:g} min every {a['every']:g} s",
         f"{'t s':>7}{'RSS MiB':>10}{'peak MiB':>10}{'CPU s':>9}{'read':>11}{'buffered':>10}"
         f"{'held MiB':>10}",
@@ -217,6 +221,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.deliveries, args.minutes = 100_000, 1.0
+    if bad := [pair for pair in args.env if "=" not in pair.lstrip("=")]:
+        parser.error(f"--env {bad[0]!r}: expected NAME=VALUE")
+    args.env = dict(pair.split("=", 1) for pair in args.env)
     if args.deliveries < 1 or args.minutes <= 0 or args.every <= 0:
         parser.error("--deliveries, --minutes and --every must be positive")
     return args

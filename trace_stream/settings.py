@@ -39,12 +39,15 @@ from trace_stream.core.durations import (
 from trace_stream.core.rate_limits import RateLimitConfig
 
 CONSUMER_READ_AHEAD_KIB = 2048
-CONSUMER_FETCH_MAX_BYTES = 4 * 2**20
+CONSUMER_FETCH_MAX_BYTES = 2**20
 """What one consumer fetches and holds ahead of its stage (librdkafka's defaults: 64
 MiB queued and 50 MiB a fetch, per consumer). Each stage applies records as they
 come and 2 MiB is thousands of them; with the defaults the fetch buffers of the
 input and delay consumers took about 90 MiB of a reading service's peak RSS
-(`bench/memory.py`, 1,000,000 trades). KAFKA_EXTRA_CONFIG may set either."""
+(`bench/memory.py`, 1,000,000 trades). The queue's bound is checked before a fetch,
+so one fetch's answer comes on top of it, decompressed: at 4 MiB of lz4-compressed
+trades that was about 70 MiB of records and their buffers (heaptrack), at 1 MiB it is
+a quarter of that. KAFKA_EXTRA_CONFIG may set either."""
 DEFAULT_RETRY_SCHEDULE = parse_schedule("5s,30s,5m,30m,1h")
 """The retry tiers when TRACE_RETRY_SCHEDULE is unset, at TRACE_RETRY_BACKOFF_BASE=5."""
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+", re.I)
@@ -163,11 +166,11 @@ class Settings(BaseSettings):
         description="closed_at and opened_at before this are input errors",
     )
     trace_lookahead_memory_mib: float = Field(
-        default=80,
+        default=48,
         gt=0,
         description="MiB the deliveries read ahead and waiting to fall due may take, for the "
         "process, shared evenly by the enabled adapters; hold adapters x rate x (delay + "
-        "disorder) x (record bytes + 320), see docs/scheduling.md",
+        "disorder) x (record bytes + 120), see docs/scheduling.md",
     )
     trace_max_buffered: int = Field(
         default=1_000_000,

@@ -790,7 +790,7 @@ def test_the_lookahead_budget_renders_as_the_service_reads_it() -> None:
     from trace_stream.settings import Settings  # the service's own reading of the env
 
     data = one(render("default-values.yaml"), "ConfigMap")["data"]
-    assert (data["TRACE_LOOKAHEAD_MEMORY_MIB"], data["TRACE_MAX_BUFFERED"]) == ("80", "1000000")
+    assert (data["TRACE_LOOKAHEAD_MEMORY_MIB"], data["TRACE_MAX_BUFFERED"]) == ("48", "1000000")
     data = one(render("default-values.yaml", "json:trace.lookaheadMemoryMib=48.5"), "ConfigMap")[
         "data"
     ]

