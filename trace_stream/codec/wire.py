@@ -20,10 +20,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from trace_stream.codec import avro
+from trace_stream.core.clock import from_millis, to_millis
 from trace_stream.core.messages import Headers, Message, OutRecord
 from trace_stream.core.records import DeadLetter, Origin, TraceDelivery
 from trace_stream.pipeline import consent
@@ -36,8 +37,6 @@ ADAPTER = "trace.adapter"
 ORIGIN = "trace.origin"
 SOURCE = "trace.source"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
 _DUE_DIGITS = 15
 """Milliseconds up to year 9999 have 15 digits: a longer header is not a time."""
 
@@ -52,7 +51,7 @@ def delivery_record(topic: str, delivery: TraceDelivery) -> OutRecord:
         headers=[
             (ADAPTERS, ",".join(delivery.adapters).encode()),
             (ATTEMPT, str(delivery.attempt).encode()),
-            (DUE, str((delivery.due_at - _EPOCH) // _MILLISECOND).encode()),
+            (DUE, str(to_millis(delivery.due_at)).encode()),
         ],
     )
 
@@ -74,7 +73,7 @@ def due_at(m: Message) -> datetime | None:
     if raw is None or not raw.isdigit() or len(raw) > _DUE_DIGITS:
         return None
     try:
-        return _EPOCH + timedelta(milliseconds=int(raw))
+        return from_millis(int(raw))
     except OverflowError:  # past year 9999
         return None
 

@@ -30,26 +30,15 @@ import heapq
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
+from trace_stream.core.clock import from_micros, to_micros
 from trace_stream.core.messages import TP
 from trace_stream.state.int_queue import IntQueue
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
 Entry = tuple[TP, int, bytes]
 """(partition, offset, the record's bytes)"""
-
-
-def micros(at: datetime) -> int:
-    """`at` (timezone-aware) as integer microseconds since the epoch, exactly."""
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def from_micros(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class Lookahead(Protocol):
@@ -123,13 +112,13 @@ class Timers:
             self._raw.append(raw)
             self._offset.append(offset)
             self._tp.append(tp)
-        heapq.heappush(self._heap, micros(due_at) << _SLOT_BITS | slot)
+        heapq.heappush(self._heap, to_micros(due_at) << _SLOT_BITS | slot)
         self.size += len(raw) + self.ENTRY_BYTES
 
     def pop_due(self, now: datetime, limit: int) -> list[Entry]:
         out: list[Entry] = []
         heap, raws, tps = self._heap, self._raw, self._tp
-        edge = (micros(now) + 1) << _SLOT_BITS  # a key below it is due at `now`
+        edge = (to_micros(now) + 1) << _SLOT_BITS  # a key below it is due at `now`
         while heap and len(out) < limit and heap[0] < edge:
             slot = heapq.heappop(heap) & _SLOT
             raw, tp = raws[slot], tps[slot]
@@ -209,7 +198,7 @@ class InOrder:
         if queue is None:
             queue = self._parts[tp] = _Queue()
         queue.offsets.append(offset)
-        queue.dues.append(micros(due_at))
+        queue.dues.append(to_micros(due_at))
         queue.raws.append(raw)
         self._count += 1
         self.size += len(raw) + self.ENTRY_BYTES
@@ -219,7 +208,7 @@ class InOrder:
     ) -> list[Entry]:
         """As `Lookahead.pop_due`; with `room`, at most `room(tp)` from each partition."""
         out: list[Entry] = []
-        at = micros(now)
+        at = to_micros(now)
         for tp, queue in list(self._parts.items()):
             served = len(out)
             cap = limit if room is None else min(limit, served + room(tp))

@@ -26,7 +26,7 @@ from trace_stream.state.gate import Gate
 from trace_stream.state.hold import Hold
 from trace_stream.state.intake import Intake, budget
 from trace_stream.state.limits import RateLimit
-from trace_stream.state.lookahead import InOrder, Lookahead, Timers
+from trace_stream.state.lookahead import InOrder, Timers
 from trace_stream.state.offsets import OffsetTracker
 from trace_stream.telemetry.alerts import Alerter
 from trace_stream.telemetry.health import Health
@@ -89,8 +89,7 @@ class Deliverer:
             age, key = adapter.batch_max_age.total_seconds(), adapter.batch_key
             self._batcher = Batcher(adapter.batch_size, age, key=lambda d: key(d.trace))
         # Batch files are named after their first offset: they need offset order.
-        self._in_order = None if self._batcher is None else InOrder()
-        self._ahead: Lookahead = Timers() if self._in_order is None else self._in_order
+        self._ahead: Timers | InOrder = Timers() if self._batcher is None else InOrder()
         room = budget(max_buffered, max_in_flight, self._batcher.size if self._batcher else 0)
         self._intake = Intake(
             self._consumer,
@@ -188,19 +187,17 @@ class Deliverer:
             return  # the adapter is held back: due deliveries wait in memory and in Kafka
         if self._commits.stalled():
             return  # Kafka is slow to confirm: posting more would add to an abort's rework
-        batcher, in_order = self._batcher, self._in_order
+        batcher, ahead = self._batcher, self._ahead
         # A batch adapter posts one batch per partition at a time: what is due joins the
         # partition's next one, decoded, at most two batches' worth a partition (the next
         # is whole when the one in flight is committed) and BATCHED_MAX in all.
-        if batcher is not None and in_order is not None:  # set together in __init__
+        if batcher is not None and isinstance(ahead, InOrder):  # always together
             per_partition = 2 * batcher.size
             slots = max(0, BATCHED_MAX * batcher.size - batcher.waiting())
-            entries = in_order.pop_due(
-                now, slots, room=lambda tp: per_partition - batcher.waiting(tp)
-            )
+            entries = ahead.pop_due(now, slots, room=lambda tp: per_partition - batcher.waiting(tp))
         else:
             slots = min(self._max_in_flight - len(self._posts), self._gate.allowance(now))
-            entries = self._ahead.pop_due(now, slots)
+            entries = ahead.pop_due(now, slots)
         works = []
         for tp, offset, raw in entries:
             delivery = self._finish.release(tp, offset, raw, now)
