@@ -216,7 +216,7 @@ def test_rate_limits_print_as_an_object_of_the_limits_set(monkeypatch: pytest.Mo
 def test_the_lookahead_budget_is_for_the_process_shared_by_the_adapters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert load(Settings).lookahead_bytes == 80 * 2**20  # one adapter, the webhook
+    assert load(Settings).lookahead_bytes == 48 * 2**20  # one adapter, the webhook
     monkeypatch.setenv("TRACE_LOOKAHEAD_MEMORY_MIB", "96")
     monkeypatch.setenv("TRACE_ENABLED_ADAPTERS", "webhook,file,myfxbook")
     assert load(Settings).lookahead_bytes == 32 * 2**20
