@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -69,8 +71,23 @@ class AsyncRunner:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return self.submit(coro).result(timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5) -> None:
+        """Cancel what still runs, each task ending through its own clean-up (none is
+        dropped unstarted), then stop the loop: within `timeout` even if a task ignores
+        its cancellation or the loop is stuck."""
+        if self.loop.is_closed():
+            return
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(TimeoutError):  # a stuck loop: stop it all the same
+            self.submit(self._cancel_all()).result(timeout / 2)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if not self.loop.is_running():
             self.loop.close()
+
+    async def _cancel_all(self) -> None:
+        this = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not this]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -56,3 +57,40 @@ def test_a_started_task_is_cancelled_from_another_thread(runner: AsyncRunner) ->
 
 def test_nothing_to_start(runner: AsyncRunner) -> None:
     assert runner.start_all([]) == []
+
+
+def test_close_cancels_what_was_started_even_just_before_it() -> None:
+    """A post started right before close is cancelled through its own clean-up, not
+    dropped unstarted (a coroutine never awaited)."""
+    runner = AsyncRunner()
+    ended: list[str] = []
+
+    async def post() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("cleaned up")
+
+    runner.start_all([post(), post()])
+    runner.close()
+    assert ended == ["cleaned up", "cleaned up"]
+    assert runner.loop.is_closed()
+
+
+def test_close_is_bounded_when_a_task_ignores_its_cancellation() -> None:
+    runner = AsyncRunner()
+    running = threading.Event()
+
+    async def stubborn() -> None:
+        running.set()
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    runner.start_all([stubborn()])
+    wait_for(running.is_set, timeout=5, what="the task running")
+    began = time.monotonic()
+    runner.close(timeout=1)
+    assert time.monotonic() - began < 2
