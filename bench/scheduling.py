@@ -15,8 +15,8 @@ wall clock on arrival. Named scenarios (`--scenario`) set these for the issue's 
   stays there for the last minute of publishing (about 14 minutes in all);
 - `close-order`: 500 trades/s for 60 s, closed now, due 5 s later;
 - `beyond-budget`: the issue's first report, 500 trades/s for 120 s, closed_at ±60 s,
-  delay 65 s, with a budget (4 MiB) a third of what that needs: how late trades get
-  once reading pauses.
+  delay 65 s, with a budget (4 MiB, about 17,000 deliveries) about half of what the
+  steady state holds: how late trades get once reading pauses.
 
 Reports per run: lateness (arrival of a trade's first post - due) min, p50, p99 and
 max, and the share over 1 s; early posts (any post before its due time, no
