@@ -84,7 +84,8 @@ class Timers:
     """A timer per record: a heap of integers, each a record's due time in
     microseconds shifted left by 32 bits plus its slot, the index at which its
     bytes, offset and partition are kept. An int key in a list costs 44 bytes where a
-    tuple with its own ints costs 150; ties in due time go by slot."""
+    tuple with its own ints costs 150; ties in due time go by slot. (2**32 slots would
+    take over 400 GiB: the budget ends it long before.)"""
 
     ENTRY_BYTES = 120
     """The bytes object's header (33), the heap key and its place (44), the slot
