@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         gt=0,
         description="MiB the deliveries read ahead and waiting to fall due may take, for the "
         "process, shared evenly by the enabled adapters; hold adapters x rate x (delay + "
-        "disorder) x (record bytes + 120), see docs/scheduling.md",
+        "disorder) x (record bytes + 148), see docs/scheduling.md",
     )
     trace_max_buffered: int = Field(
         default=1_000_000,

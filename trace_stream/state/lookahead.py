@@ -21,7 +21,7 @@ An entry is kept lean, as 150,000 of them wait at once at 500 trades/s and a
 integer microseconds (a datetime costs 48 bytes more, and the conversion is exact)
 and its offset, in arrays and heaps of plain integers rather than a tuple each, and
 one shared (topic, partition) tuple per partition. Each kind says what an entry
-costs (`ENTRY_BYTES`: 120 for a timer, 72 in order) beside the record's length.
+costs (`ENTRY_BYTES`: 148 for a timer, 72 in order) beside the record's length.
 """
 
 from __future__ import annotations
@@ -76,27 +76,31 @@ class Lookahead(Protocol):
 _SLOT_BITS = 32
 _SLOT = (1 << _SLOT_BITS) - 1
 _SPARSE = 4096
-"""Slots are renumbered when fewer than a quarter of at least this many are in use,
-so that a burst held once does not keep its slots for good."""
+"""Slots are renumbered when fewer than half of at least this many are in use: slots
+are never reused, so that they follow the order records were read in."""
 
 
 class Timers:
     """A timer per record: a heap of integers, each a record's due time in
     microseconds shifted left by 32 bits plus its slot, the index at which its
     bytes, offset and partition are kept. An int key in a list costs 44 bytes where a
-    tuple with its own ints costs 150; ties in due time go by slot. (2**32 slots would
-    take over 400 GiB: the budget ends it long before.)"""
+    tuple with its own ints costs 150. Slots are given in the order records are read
+    and never reused, so records due at the same time leave in that order: a
+    partition's in offset order, which keeps what is finished a prefix that can be
+    committed when a rebalance takes the partition away. (2**32 slots would take over
+    400 GiB: the budget ends it long before.)"""
 
-    ENTRY_BYTES = 120
+    ENTRY_BYTES = 148
     """The bytes object's header (33), the heap key and its place (44), the slot
-    (24: bytes, offset, partition), the unfinished offset (8); measured 110 to 112."""
+    (24: bytes, offset, partition), the unfinished offset (8): measured 110 to 112.
+    With what waits to be reclaimed, at most one slot left behind per record held
+    (24) and one committed offset at the tracker's front (8): measured 144."""
 
     def __init__(self) -> None:
         self._heap: list[int] = []
         self._raw: list[bytes | None] = []
         self._offset = array("q")
         self._tp: list[TP | None] = []
-        self._free = array("q")
         self._tps: dict[TP, TP] = {}
         self.size = 0
 
@@ -104,15 +108,10 @@ class Timers:
         return len(raw) + self.ENTRY_BYTES
 
     def add(self, tp: TP, offset: int, due_at: datetime, raw: bytes) -> None:
-        tp = self._tps.setdefault(tp, tp)
-        if self._free:
-            slot = self._free.pop()
-            self._raw[slot], self._offset[slot], self._tp[slot] = raw, offset, tp
-        else:
-            slot = len(self._raw)
-            self._raw.append(raw)
-            self._offset.append(offset)
-            self._tp.append(tp)
+        slot = len(self._raw)
+        self._raw.append(raw)
+        self._offset.append(offset)
+        self._tp.append(self._tps.setdefault(tp, tp))
         heapq.heappush(self._heap, to_micros(due_at) << _SLOT_BITS | slot)
         self.size += len(raw) + self.ENTRY_BYTES
 
@@ -126,10 +125,9 @@ class Timers:
             assert raw is not None
             assert tp is not None
             raws[slot] = tps[slot] = None
-            self._free.append(slot)
             self.size -= len(raw) + self.ENTRY_BYTES
             out.append((tp, self._offset[slot], raw))
-        if len(raws) >= _SPARSE and 4 * len(heap) < len(raws):
+        if len(raws) >= _SPARSE and 2 * len(heap) < len(raws):
             self._renumber(lambda tp: True)
         return out
 
@@ -147,7 +145,7 @@ class Timers:
 
     def _renumber(self, keep: Callable[[TP], bool]) -> None:
         """Keep the entries of the partitions `keep` says, in slots 0..n-1 in the order
-        they are due (a sorted list is a heap)."""
+        they are due, then read (a sorted list is a heap)."""
         held = []
         for key in sorted(self._heap):
             slot = key & _SLOT
@@ -158,7 +156,6 @@ class Timers:
         self._raw = [raw for _, _, _, raw in held]
         self._offset = array("q", (offset for _, _, offset, _ in held))
         self._tp = [tp for _, tp, _, _ in held]
-        self._free = array("q")
         self._heap = [due << _SLOT_BITS | slot for slot, (due, _, _, _) in enumerate(held)]
         self.size = sum(len(raw or b"") + self.ENTRY_BYTES for raw in self._raw)
 

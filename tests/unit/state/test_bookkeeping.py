@@ -236,3 +236,22 @@ def test_timers_give_back_their_slots_and_keep_due_order_through_a_drain() -> No
     assert all(raw == b"%d" % o and tp == (A if o % 2 else B) for tp, o, raw in rest)
     assert len(timers) == 0
     assert timers.size == 0
+
+
+def test_timers_release_records_due_together_in_the_order_they_were_read() -> None:
+    """Even after some have left and more were read: a partition's records due at the
+    same time leave in offset order, so what is finished stays a committable prefix
+    (a rebalance then commits it instead of leaving it to be posted again)."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    timers = Timers()
+    for offset in range(10):
+        timers.add(A, offset, t0, b"x")
+        timers.add(B, offset, t0, b"y")
+    first = timers.pop_due(t0, limit=5)
+    for offset in range(10, 14):
+        timers.add(A, offset, t0, b"x")
+    rest = timers.pop_due(t0, limit=100)
+    for tp in (A, B):
+        offsets = [o for p, o, _ in first + rest if p == tp]
+        assert offsets == sorted(offsets), f"{tp}: {offsets}"
+    assert len(first) + len(rest) == 24

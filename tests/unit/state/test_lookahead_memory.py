@@ -42,4 +42,31 @@ def test_entry_bytes_covers_a_held_record_and_is_not_far_above_it(kind: type) ->
     ahead = kind()
     measured, charged = _per_record(ahead), ahead.ENTRY_BYTES
     assert measured <= charged, f"{measured:.0f} bytes per record: raise ENTRY_BYTES"
-    assert measured >= 0.8 * charged, f"{measured:.0f} bytes per record: lower ENTRY_BYTES"
+    # A timer's charge also covers slack reclaimed later (the test below): 0.75 of it.
+    assert measured >= 0.75 * charged, f"{measured:.0f} bytes per record: lower ENTRY_BYTES"
+
+
+def test_timers_entry_bytes_cover_the_slots_left_behind_before_a_renumbering() -> None:
+    """The most a timer holds per record: just before the slots are renumbered, one
+    slot left behind per record held."""
+    tracker, timers = OffsetTracker(), Timers()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2 * N):
+            tp = ("trace.delay", i % 6)
+            tracker.start(tp, 1_000_000 + i // 6)
+            timers.add(tp, 1_000_000 + i // 6, t0 + timedelta(milliseconds=i), bytes(RAW))
+        last = t0 + timedelta(milliseconds=N - 2)
+        while released := timers.pop_due(last, limit=100):  # committed as the loop does
+            for tp, offset, _ in released:
+                tracker.finish(tp, offset)
+            tracker.take()
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    held = len(timers)
+    assert held == N + 1  # one short of renumbering
+    measured = taken / held - RAW
+    assert measured <= Timers.ENTRY_BYTES, f"{measured:.0f} bytes per record held"
