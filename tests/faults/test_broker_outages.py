@@ -22,9 +22,9 @@ RECOVERY = 45.0  # TRACE_KAFKA_RECOVERY_SECONDS at its default
 # (TRACE_KAFKA_TIMEOUT_SECONDS, 10 s) and one past it, where transactions time out
 # and are recovered; and one long enough that the process exits 1 and its supervisor
 # restarts it: Kafka gone longer than the recovery plus a transaction's bound (the
-# recovery shortened to 15 s there, so that the outage need not last 75 s).
+# recovery shortened to 10 s there, so that the outage need not last 75 s).
 @pytest.mark.parametrize(
-    ("down", "recovery"), [(5, RECOVERY), (30, RECOVERY), (45, 15.0)], ids=["5", "30", "45"]
+    ("down", "recovery"), [(5, RECOVERY), (30, RECOVERY), (35, 10.0)], ids=["5", "30", "35"]
 )
 def test_broker_outage_mid_stream(
     fault_broker: LocalKafka, tracker: Tracker, tmp_path: Path, down: float, recovery: float
