@@ -80,7 +80,17 @@ _SPARSE = 4096
 are never reused, so that they follow the order records were read in."""
 
 
-class Timers:
+class _Charged:
+    """What both kinds charge a record held: its length and their ENTRY_BYTES. (A
+    plain base, not the Protocol: isinstance on a Protocol subclass costs 0.7 us.)"""
+
+    ENTRY_BYTES = 0
+
+    def cost(self, raw: bytes) -> int:
+        return len(raw) + self.ENTRY_BYTES
+
+
+class Timers(_Charged):
     """A timer per record: a heap of integers, each a record's due time in
     microseconds shifted left by 32 bits plus its slot, the index at which its
     bytes, offset and partition are kept. An int key in a list costs 44 bytes where a
@@ -103,9 +113,6 @@ class Timers:
         self._tp: list[TP | None] = []
         self._tps: dict[TP, TP] = {}
         self.size = 0
-
-    def cost(self, raw: bytes) -> int:
-        return len(raw) + self.ENTRY_BYTES
 
     def add(self, tp: TP, offset: int, due_at: datetime, raw: bytes) -> None:
         slot = len(self._raw)
@@ -157,7 +164,7 @@ class Timers:
         self._offset = array("q", (offset for _, _, offset, _ in held))
         self._tp = [tp for _, tp, _, _ in held]
         self._heap = [due << _SLOT_BITS | slot for slot, (due, _, _, _) in enumerate(held)]
-        self.size = sum(len(raw or b"") + self.ENTRY_BYTES for raw in self._raw)
+        self.size = sum(self.cost(raw or b"") for raw in self._raw)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -174,7 +181,7 @@ class _Queue:
         self.raws: deque[bytes] = deque()
 
 
-class InOrder:
+class InOrder(_Charged):
     """Head-of-line per partition: a record is released once it and every record read
     before it in its partition are due. A partition that `limit` cut short goes to
     the back, so that one partition's backlog does not starve the others."""
@@ -187,9 +194,6 @@ class InOrder:
         self._parts: dict[TP, _Queue] = {}
         self._count = 0
         self.size = 0
-
-    def cost(self, raw: bytes) -> int:
-        return len(raw) + self.ENTRY_BYTES
 
     def add(self, tp: TP, offset: int, due_at: datetime, raw: bytes) -> None:
         queue = self._parts.get(tp)
@@ -237,7 +241,7 @@ class InOrder:
             queue = self._parts.pop(tp, None)
             if queue is not None:
                 self._count -= len(queue.raws)
-                self.size -= sum(len(raw) + self.ENTRY_BYTES for raw in queue.raws)
+                self.size -= sum(self.cost(raw) for raw in queue.raws)
 
     def __len__(self) -> int:
         return self._count

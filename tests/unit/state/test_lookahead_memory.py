@@ -37,13 +37,14 @@ def _per_record(ahead: Lookahead) -> float:
     return taken / N - RAW
 
 
-@pytest.mark.parametrize("kind", [Timers, InOrder])
-def test_entry_bytes_covers_a_held_record_and_is_not_far_above_it(kind: type) -> None:
+# A timer's charge also covers slots reclaimed later (the test below), so a fresh one
+# is held to 0.75 of it; the in-order kind keeps no such slack.
+@pytest.mark.parametrize(("kind", "floor"), [(Timers, 0.75), (InOrder, 0.8)])
+def test_entry_bytes_covers_a_held_record_and_is_not_far_above_it(kind: type, floor: float) -> None:
     ahead = kind()
     measured, charged = _per_record(ahead), ahead.ENTRY_BYTES
     assert measured <= charged, f"{measured:.0f} bytes per record: raise ENTRY_BYTES"
-    # A timer's charge also covers slack reclaimed later (the test below): 0.75 of it.
-    assert measured >= 0.75 * charged, f"{measured:.0f} bytes per record: lower ENTRY_BYTES"
+    assert measured >= floor * charged, f"{measured:.0f} bytes per record: lower ENTRY_BYTES"
 
 
 def test_timers_entry_bytes_cover_the_slots_left_behind_before_a_renumbering() -> None:
