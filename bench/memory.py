@@ -221,7 +221,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.deliveries, args.minutes = 100_000, 1.0
-    if bad := [pair for pair in args.env if "=" not in pair.lstrip("=")]:
+    if bad := [pair for pair in args.env if not pair.partition("=")[0] or "=" not in pair]:
         parser.error(f"--env {bad[0]!r}: expected NAME=VALUE")
     args.env = dict(pair.split("=", 1) for pair in args.env)
     if args.deliveries < 1 or args.minutes <= 0 or args.every <= 0:
