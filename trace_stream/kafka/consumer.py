@@ -41,6 +41,7 @@ class Consumer:
         self._start: dict[TP, int] = {}  # the first offset read since assignment
         self._committed: dict[TP, int] = {}  # committed through `mark_committed` since
         self._pending: dict[TP, int] = {}  # rewinds librdkafka refused for now
+        self._metadata: Any = None  # the group's, until a rebalance or an abort
         self._down = False  # librdkafka said every broker is down
         self._checked = 0.0
 
@@ -104,7 +105,8 @@ class Consumer:
 
     def _forget(self, tps: Iterable[TP]) -> None:
         """Partitions (re)assigned or revoked: a new assignment starts from the committed
-        offsets, so nothing is left to rewind for them."""
+        offsets, so nothing is left to rewind for them; the group has a new generation."""
+        self._metadata = None
         for tp in tps:
             self._start.pop(tp, None)
             self._committed.pop(tp, None)
@@ -123,12 +125,22 @@ class Consumer:
         return [(p.topic, p.partition) for p in self._c.assignment()]
 
     def group_metadata(self) -> Any:
-        return self._c.consumer_group_metadata()
+        """The group's generation and member id, which a transaction's offset commit
+        carries. Asked of librdkafka once per assignment: the call waits for
+        librdkafka's main thread while holding the GIL (2% of the file export's GIL
+        time when asked for every transaction). It changes with a rebalance, whose
+        callbacks drop it here, and an abort drops it too (`rewind`): the broker checks
+        the generation, so metadata gone stale any other way costs one aborted
+        transaction, never a wrong commit."""
+        if self._metadata is None:
+            self._metadata = self._c.consumer_group_metadata()
+        return self._metadata
 
     def rewind(self) -> None:
         """Seek every partition read since its assignment back to the last offset committed
         for it (after an abort). Local: the committed offsets are the ones this consumer
         started from or committed since, so no broker needs to answer."""
+        self._metadata = None  # in case the abort was the broker refusing it
         self._start = {tp: self._committed.get(tp, o) for tp, o in self._start.items()}
         self._pending.update(self._start)
         self._seek_pending()

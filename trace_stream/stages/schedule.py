@@ -90,8 +90,9 @@ class Scheduler:
         records: list[OutRecord] = []
         offsets: dict[tuple[str, int], int] = {}
         counts: dict[str, int] = {}
+        now = self._clock()  # the batch's time of reading: once, not per event
         for m in messages:
-            outcome, out = self._plan(m)
+            outcome, out = self._plan(m, now)
             records.extend(out)
             offsets[m.tp] = m.offset + 1
             counts[outcome] = counts.get(outcome, 0) + 1
@@ -109,7 +110,7 @@ class Scheduler:
                 self._metrics.dead_lettered.labels("none", outcome).inc(n)
         return len(messages)
 
-    def _plan(self, m: Message) -> tuple[str, list[OutRecord]]:
+    def _plan(self, m: Message, now: datetime) -> tuple[str, list[OutRecord]]:
         """One message -> its outcome and output records. Never raises for a bad record;
         only a DependencyError (the schema registry is down) stops the stage."""
         origin = Origin(topic=m.topic, partition=m.partition, offset=m.offset)
@@ -119,7 +120,7 @@ class Scheduler:
             origin,
             enabled_adapters=self._enabled,
             delay=self._delay,
-            now=self._clock(),
+            now=now,
             decode=self._decode,
             limits=self._limits,
         )
