@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PANELS = (("steady_tps", "trades/s (steady)"), ("cpu_per_1000", "CPU s per 1,000 trades"))
+PANELS = (
+    ("steady_tps", "trades/s (steady)", "{:,.0f}"),
+    ("cpu_per_1000", "CPU s per 1,000 trades", "{:.3f}"),
+)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -16,21 +19,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     rounds: list[dict[str, dict[str, Any]]] = result["rounds"]
     params = result["parameters"]
     keys = [k for k in params["pipelines"] if any(k in r for r in rounds)]
     width = 0.8 / max(1, len(rounds))
     fig, axes = plt.subplots(1, len(PANELS), figsize=(max(12, 2.4 * len(keys)), 4.8))
-    for ax, (figure, title) in zip(axes, PANELS, strict=True):
+    for ax, (figure, title, fmt) in zip(axes, PANELS, strict=True):
         for i, rnd in enumerate(rounds):
             xs = [k + (i - (len(rounds) - 1) / 2) * width for k in range(len(keys))]
             ys = [(rnd.get(key) or {}).get(figure) or 0 for key in keys]
             bars = ax.bar(xs, ys, width, label=f"round {i + 1}")
-            ax.bar_label(bars, fmt="%.3g", fontsize=7)
+            ax.bar_label(bars, labels=[fmt.format(y) for y in ys], fontsize=7, rotation=90)
         ax.set_xticks(range(len(keys)), [f"{k}\n{rounds[0][k]['label']}" for k in keys])
         ax.tick_params(axis="x", labelsize=8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+        ax.margins(y=0.25)  # room for the labels above the tallest bars
         ax.set_title(title)
     axes[0].legend(fontsize=8)
     fig.suptitle(

@@ -126,12 +126,12 @@ class Consumer:
 
     def group_metadata(self) -> Any:
         """The group's generation and member id, which a transaction's offset commit
-        carries. Asked of librdkafka once per assignment: the call waits for
-        librdkafka's main thread while holding the GIL (2% of the file export's GIL
-        time when asked for every transaction). It changes with a rebalance, whose
-        callbacks drop it here, and an abort drops it too (`rewind`): the broker checks
-        the generation, so metadata gone stale any other way costs one aborted
-        transaction, never a wrong commit."""
+        carries. Asked of librdkafka once per assignment: the call is a round trip to
+        librdkafka's main thread (16 us idle, 140 us while it fetches; 2% of the file
+        export's GIL samples when asked for every transaction). It changes with a
+        rebalance, whose callbacks drop it here, and an abort drops it too (`rewind`):
+        the broker checks the generation, so metadata gone stale any other way costs
+        one aborted transaction, never a wrong commit."""
         if self._metadata is None:
             self._metadata = self._c.consumer_group_metadata()
         return self._metadata
