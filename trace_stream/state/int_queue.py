@@ -64,12 +64,6 @@ class IntQueue:
         """The smallest value (ValueError when empty)."""
         return min(self._items[self._head :])
 
-    def __getitem__(self, i: int) -> int:
-        """The i-th value from the front (0 <= i < len)."""
-        if not 0 <= i < len(self._items) - self._head:
-            raise IndexError(i)
-        return self._items[self._head + i]
-
     def __len__(self) -> int:
         return len(self._items) - self._head
 

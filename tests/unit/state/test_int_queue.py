@@ -30,7 +30,6 @@ def test_behaves_as_a_deque_of_ints_whatever_the_appends_and_pops(steps: list[in
         assert list(q) == list(model)
         if model:
             assert (q.first(), q.last(), q.lowest()) == (model[0], model[-1], min(model))
-            assert q[len(model) - 1] == model[-1]
 
 
 def test_finds_and_inserts_in_an_ascending_queue_past_a_popped_front() -> None:
