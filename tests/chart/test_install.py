@@ -255,8 +255,8 @@ def test_install_upgrade_uninstall(kube: LocalKube, variant: str) -> None:
 
     # A changed setting reaches the pods: the config checksum rolls the StatefulSet. The
     # checksum is the same template in every variant, so the rollout is waited for and
-    # checked with the default values only (4 s a variant); every variant's upgrade must
-    # still be accepted, its topics hook run, and its ConfigMap changed.
+    # checked with the default values only (about 1.5 s a variant); every variant's
+    # upgrade must still be accepted, its topics hook run, and its ConfigMap changed.
     rolled = variant == "default-values.yaml"
     upgraded = release.helm(
         "upgrade",
